@@ -1,0 +1,27 @@
+"""crossentropy: cross-entropy and the information measures around it, exactly.
+
+Exact by default (``0 * log 0 = 0``, ``-log 0 = inf``, no hidden epsilon), with
+every other library's clipping available by name, on any array API array.
+
+>>> import crossentropy as ce
+>>> print(f"{ce.cross_entropy([0.10, 0.40, 0.50], [0.80, 0.15, 0.05], base=2):.3f}")
+3.288
+"""
+
+from __future__ import annotations
+
+from ._information import cross_entropy, entropy, information, js_divergence, kl_divergence, perplexity
+from ._validation import InputError
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "InputError",
+    "__version__",
+    "cross_entropy",
+    "entropy",
+    "information",
+    "js_divergence",
+    "kl_divergence",
+    "perplexity",
+]

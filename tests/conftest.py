@@ -1,0 +1,75 @@
+"""Shared fixtures: the ``xp`` backend fixture and float64 oracles."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "jax")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, settings
+
+settings.register_profile(
+    "ci", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True
+)
+settings.register_profile("dev", max_examples=200, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One array library as seen by the tests."""
+
+    name: str
+    xp: ModuleType
+
+    def asarray(self, values: Any, dtype: str = "float64") -> Any:
+        """An array of this backend from nested lists or a NumPy array."""
+        return self.xp.asarray(np.asarray(values).tolist(), dtype=getattr(self.xp, dtype))
+
+    def to_numpy(self, x: Any) -> np.ndarray:
+        from crossentropy._validation import to_numpy
+
+        return to_numpy(x)
+
+
+def _load(name: str) -> Backend:
+    import array_api_compat
+
+    if name == "numpy":
+        return Backend(name, array_api_compat.array_namespace(np.empty(0)))
+    if name == "array_api_strict":
+        xps = pytest.importorskip("array_api_strict")
+        return Backend(name, xps)
+    if name == "torch":
+        torch = pytest.importorskip("torch")
+        return Backend(name, array_api_compat.array_namespace(torch.empty(0)))
+    jax = pytest.importorskip("jax")
+    jax.config.update("jax_enable_x64", True)
+    import jax.numpy as jnp
+
+    return Backend(name, jnp)
+
+
+BACKENDS = ["numpy", "array_api_strict", "torch", "jax"]
+
+
+@pytest.fixture(params=BACKENDS)
+def xp(request: pytest.FixtureRequest) -> Backend:
+    """Each array library in turn (skipped when not installed)."""
+    return _load(request.param)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _jax_x64() -> None:
+    try:
+        import jax
+    except ImportError:
+        return
+    jax.config.update("jax_enable_x64", True)
