@@ -48,9 +48,7 @@ def test_seed_three_colour_example(func, args, base, expected):
 
 
 def test_seed_identity_h_pq_equals_h_p_plus_kl():
-    assert float(ce.entropy(P) + ce.kl_divergence(P, Q)) == pytest.approx(
-        float(ce.cross_entropy(P, Q)), rel=4e-16
-    )
+    assert float(ce.entropy(P) + ce.kl_divergence(P, Q)) == pytest.approx(float(ce.cross_entropy(P, Q)), rel=4e-16)
 
 
 def test_seed_one_hot_labels_have_zero_entropy():
@@ -214,9 +212,7 @@ def test_low_precision_returns_own_dtype(dtype):
     q = np.asarray(Q, dtype=dtype)
     for value in (ce.entropy(p), ce.cross_entropy(p, q), ce.kl_divergence(p, q), ce.information(p)):
         assert value.dtype == np.dtype(dtype)
-    assert float(ce.cross_entropy(p, q)) == pytest.approx(
-        2.2790284859, rel=1e-3 if dtype == "float16" else 1e-6
-    )
+    assert float(ce.cross_entropy(p, q)) == pytest.approx(2.2790284859, rel=1e-3 if dtype == "float16" else 1e-6)
 
 
 def test_bfloat16_torch_accumulates_in_float32():
@@ -326,9 +322,7 @@ def test_property_identities(pq):
 
 
 @given(
-    st.integers(1, 10).flatmap(
-        lambda k: hnp.arrays(np.float64, k, elements=st.floats(-30, 30)).map(lambda a: a)
-    ),
+    st.integers(1, 10).flatmap(lambda k: hnp.arrays(np.float64, k, elements=st.floats(-30, 30)).map(lambda a: a)),
     st.floats(-1e3, 1e3),
 )
 def test_property_logit_shift_invariance(x, c):
@@ -414,7 +408,7 @@ def test_mixing_libraries_is_an_error():
 
 def test_import_loads_no_optional_library():
     code = (
-        "import sys, crossentropy;"
+        "import sys, crossentropy, crossentropy.conventions;"
         "optional = ('torch', 'jax', 'matplotlib', 'pyarrow', 'numba', 'dask', 'triton', 'scipy', 'rich');"
         "print([m for m in optional if m in sys.modules])"
     )

@@ -10,7 +10,16 @@ every other library's clipping available by name, on any array API array.
 
 from __future__ import annotations
 
+from . import conventions
 from ._information import cross_entropy, entropy, information, js_divergence, kl_divergence, perplexity
+from ._losses import (
+    binary_cross_entropy,
+    binary_focal_loss,
+    categorical_cross_entropy,
+    categorical_focal_loss,
+    log_loss,
+    sparse_categorical_cross_entropy,
+)
 from ._validation import InputError
 
 __version__ = "0.1.0"
@@ -18,10 +27,17 @@ __version__ = "0.1.0"
 __all__ = [
     "InputError",
     "__version__",
+    "binary_cross_entropy",
+    "binary_focal_loss",
+    "categorical_cross_entropy",
+    "categorical_focal_loss",
+    "conventions",
     "cross_entropy",
     "entropy",
     "information",
     "js_divergence",
     "kl_divergence",
+    "log_loss",
     "perplexity",
+    "sparse_categorical_cross_entropy",
 ]

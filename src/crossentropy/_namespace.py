@@ -60,9 +60,7 @@ def asarray(xp: ModuleType, x: object, name: str, *, like: Array | None = None) 
             except (ValueError, TypeError) as exc:
                 raise InputError(f"{name} could not be read as an array: {exc}") from exc
             if host.dtype.kind not in "biuf":
-                raise InputError(
-                    f"{name} must be numeric (bool, integer or floating), got dtype {host.dtype}"
-                )
+                raise InputError(f"{name} must be numeric (bool, integer or floating), got dtype {host.dtype}")
             x = host
         device = array_api_compat.device(like) if like is not None else None
         try:

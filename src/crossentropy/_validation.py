@@ -143,9 +143,7 @@ def check_weights(xp: ModuleType, w: Array, name: str) -> None:
     raise InputError(f"{_position(name, idx)} = {_fmt_value(v)}; weights must be finite and non-negative")
 
 
-def check_labels(
-    xp: ModuleType, labels: Array, name: str, num_classes: int, ignore_index: int | None
-) -> None:
+def check_labels(xp: ModuleType, labels: Array, name: str, num_classes: int, ignore_index: int | None) -> None:
     """Integer labels must lie in [0, num_classes) or equal ``ignore_index``."""
     ok = (labels >= 0) & (labels < num_classes)
     if ignore_index is not None:
@@ -154,9 +152,7 @@ def check_labels(
     if not any_true(xp, bad):
         return
     idx, v = first_bad(bad, labels)
-    allowed = f"in [0, {num_classes})" + (
-        f" or equal ignore_index={ignore_index}" if ignore_index is not None else ""
-    )
+    allowed = f"in [0, {num_classes})" + (f" or equal ignore_index={ignore_index}" if ignore_index is not None else "")
     raise InputError(f"{_position(name, idx)} = {_fmt_value(v)} is out of range; labels must be {allowed}")
 
 
@@ -180,9 +176,7 @@ def check_base(base: float | None) -> float | None:
 def check_broadcast(**shapes: tuple[int | None, ...]) -> tuple[int | None, ...]:
     """The broadcast shape of named shapes, or :class:`InputError` naming them."""
     try:
-        return tuple(
-            np.broadcast_shapes(*(tuple(-1 if d is None else d for d in s) for s in shapes.values()))
-        )
+        return tuple(np.broadcast_shapes(*(tuple(-1 if d is None else d for d in s) for s in shapes.values())))
     except ValueError:
         listed = " and ".join(f"{k} {tuple(v)}" for k, v in shapes.items())
         raise InputError(f"shapes do not broadcast: {listed}") from None
