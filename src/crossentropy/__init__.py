@@ -10,7 +10,7 @@ every other library's clipping available by name, on any array API array.
 
 from __future__ import annotations
 
-from . import conventions
+from . import conventions, grad
 from ._information import cross_entropy, entropy, information, js_divergence, kl_divergence, perplexity
 from ._losses import (
     binary_cross_entropy,
@@ -34,6 +34,7 @@ __all__ = [
     "conventions",
     "cross_entropy",
     "entropy",
+    "grad",
     "information",
     "js_divergence",
     "kl_divergence",

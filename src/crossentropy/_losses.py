@@ -107,25 +107,28 @@ class _Losses:
     valid: Array | None = None
 
 
-def _reduce(
+def _weights(
     xp: ModuleType,
     conv: _conv.Convention,
     kind: str,
     losses: _Losses,
     sample_weight: Array | None,
     reduction: str,
-    out_dtype: Any,
     validate: bool,
-) -> Array:
-    """Weight, reduce and cast the per-sample losses the convention's way."""
+) -> tuple[Array, Array | float]:
+    """Each loss value's weight and what ``reduction`` divides their sum by.
+
+    The weight is the sample weight, times the class weight where the
+    convention treats class weights as sample weights, and 0 where ignored;
+    the divisor is the convention's mean denominator (1 for ``"sum"`` and
+    ``"none"``).
+    """
     values = losses.values
     shape = tuple(values.shape)
-    ones = xp.ones_like(values)
-    weight = ones
+    weight = xp.ones_like(values)
     if sample_weight is not None:
         sw = to_dtype(xp, sample_weight, values.dtype)
         try:
-            np.broadcast_shapes(tuple(sw.shape), shape)
             if np.broadcast_shapes(tuple(sw.shape), shape) != shape:
                 raise ValueError
         except ValueError:
@@ -140,17 +143,32 @@ def _reduce(
         denominator_weight = denominator_weight * losses.class_weight
         if conv.class_weight_as_sample_weight:
             weight = weight * losses.class_weight
+    count: Array | float = float(math.prod(shape))
     if losses.valid is not None:
         valid = xp.astype(losses.valid, values.dtype)
         weight = weight * valid
         denominator_weight = denominator_weight * valid
-        count: Array | float = xp.sum(valid)
-    else:
-        count = float(math.prod(shape))
-    weighted = conv.product(xp, weight, values)
+        count = xp.sum(valid)
+    if reduction != "mean":
+        return weight, 1.0
+    return weight, conv.mean_denominator(kind, denominator_weight, count, xp)
+
+
+def _reduce(
+    xp: ModuleType,
+    conv: _conv.Convention,
+    kind: str,
+    losses: _Losses,
+    sample_weight: Array | None,
+    reduction: str,
+    out_dtype: Any,
+    validate: bool,
+) -> Array:
+    """Weight, reduce and cast the per-sample losses the convention's way."""
+    weight, denominator = _weights(xp, conv, kind, losses, sample_weight, reduction, validate)
+    weighted = conv.product(xp, weight, losses.values)
     if losses.valid is not None:
         weighted = xp.where(losses.valid, weighted, 0.0)
-    denominator = conv.mean_denominator(kind, denominator_weight, count, xp) if reduction == "mean" else 1.0
     result = reduce(xp, weighted, reduction, denominator, empty_is_zero=conv.empty_mean_is_zero)
     return to_dtype(xp, result, out_dtype)
 
@@ -868,7 +886,7 @@ def log_loss(
     unknown = (index >= classes.size) | (classes[np.minimum(index, classes.size - 1)] != host)
     if unknown.any():
         i = int(np.argmax(unknown))
-        raise InputError(f"y_true[{i}] = {host[i]!r} is not one of the classes {classes.tolist()}")
+        raise InputError(f"y_true[{i}] = {host[i].item()!r} is not one of the classes {classes.tolist()}")
     xp, (p,) = _arrays(("y_pred", y_pred))
     assert p is not None
     if p.ndim == 1:
