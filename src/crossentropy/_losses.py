@@ -8,7 +8,6 @@ with the (smoothed, weighted) targets, then reduce. The conventions
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -143,15 +142,14 @@ def _weights(
         denominator_weight = denominator_weight * losses.class_weight
         if conv.class_weight_as_sample_weight:
             weight = weight * losses.class_weight
-    count: Array | float = float(math.prod(shape))
+    valid = xp.ones_like(values)
     if losses.valid is not None:
         valid = xp.astype(losses.valid, values.dtype)
         weight = weight * valid
         denominator_weight = denominator_weight * valid
-        count = xp.sum(valid)
     if reduction != "mean":
         return weight, 1.0
-    return weight, conv.mean_denominator(kind, denominator_weight, count, xp)
+    return weight, xp.sum(conv.denominator_terms(kind, denominator_weight, valid))
 
 
 def _reduce(

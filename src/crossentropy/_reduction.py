@@ -1,7 +1,7 @@
 """Reductions of per-sample losses: ``"none"``, ``"sum"`` and ``"mean"``.
 
 What ``"mean"`` divides by is the convention's business
-(:meth:`crossentropy.conventions.Convention.mean_denominator`); this module
+(:meth:`crossentropy.conventions.Convention.denominator_terms`); this module
 only applies it, so every loss reduces the same way.
 """
 

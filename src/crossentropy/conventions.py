@@ -169,15 +169,16 @@ class Convention:
     binary_mean_over_last_axis: ClassVar[bool] = False
     """Binary losses are averaged over the last axis per sample first (Keras)."""
 
-    def mean_denominator(self, kind: str, weights: Array, count: Array | float, xp: ModuleType) -> Array | float:
-        """What ``reduction="mean"`` divides the weighted sum by.
+    def denominator_terms(self, kind: str, weights: Array, valid: Array) -> Array:
+        """Each loss value's share of what ``reduction="mean"`` divides by.
 
         ``kind`` is ``"binary"``, ``"categorical"`` or ``"sparse"``;
-        ``weights`` are the per-loss weights (sample times class weight,
-        0 for ignored entries) and ``count`` the number of loss values that
-        are not ignored. The exact convention divides by the total weight.
+        ``weights`` are the per-loss weights (sample times class weight, 0 for
+        ignored entries) and ``valid`` is 1 for each loss value that is not
+        ignored, 0 otherwise. The mean divides by the sum of the terms: the
+        exact convention by the total weight, others by the count.
         """
-        return xp.sum(weights)
+        return weights
 
     focal_logits_as_probabilities: ClassVar[bool] = False
     """The binary focal loss from logits applies the sigmoid and then the
@@ -259,8 +260,8 @@ class _Torch(Convention):
     def product(self, xp: ModuleType, y: Array, log_q: Array) -> Array:
         return y * log_q
 
-    def mean_denominator(self, kind: str, weights: Array, count: Array | float, xp: ModuleType) -> Array | float:
-        return xp.sum(weights) if kind == "sparse" else float(count)
+    def denominator_terms(self, kind: str, weights: Array, valid: Array) -> Array:
+        return weights if kind == "sparse" else valid
 
 
 class _Keras(Convention):
@@ -303,8 +304,8 @@ class _Keras(Convention):
     def product(self, xp: ModuleType, y: Array, log_q: Array) -> Array:
         return y * log_q
 
-    def mean_denominator(self, kind: str, weights: Array, count: Array | float, xp: ModuleType) -> Array | float:
-        return float(count)
+    def denominator_terms(self, kind: str, weights: Array, valid: Array) -> Array:
+        return valid
 
 
 class _TfKeras2(_Keras):
@@ -415,8 +416,8 @@ class _Optax(Convention):
     def product(self, xp: ModuleType, y: Array, log_q: Array) -> Array:
         return y * log_q
 
-    def mean_denominator(self, kind: str, weights: Array, count: Array | float, xp: ModuleType) -> Array | float:
-        return float(count)
+    def denominator_terms(self, kind: str, weights: Array, valid: Array) -> Array:
+        return valid
 
 
 EXACT = _Exact()
