@@ -1,0 +1,5 @@
+"""``python -m crossentropy``: the command line."""
+
+from crossentropy.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,410 @@
+"""The seed texts' worked examples, recomputed and checked (``crossentropy tutorial``).
+
+A module of its own because the tutorial is content: the explanations (in
+English and Korean), each number the texts report, and the computation that
+reproduces it with the library. A check passes when the computed value agrees
+with the reported one to the digits the text gives.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import grad
+from ._information import cross_entropy, entropy, information, js_divergence, kl_divergence
+from ._losses import binary_cross_entropy, categorical_cross_entropy, log_loss, sparse_categorical_cross_entropy
+
+__all__ = ["Check", "Section", "sections", "write_plots"]
+
+P = [0.10, 0.40, 0.50]
+Q = [0.80, 0.15, 0.05]
+COLOURS = ["red", "green", "blue"]
+Y10 = [1, 1, 1, 1, 1, 0, 0, 0, 0, 0]
+P10 = [0.8, 0.9, 0.9, 0.6, 0.8, 0.1, 0.4, 0.2, 0.1, 0.3]
+
+
+@dataclass
+class Check:
+    """One number: what the library computes and what the text reports.
+
+    ``reported`` is the text's figure as written (``"3.288"``, ``"inf"``) or
+    ``None`` for a number the text only describes; the tolerance is half a
+    unit in its last written digit.
+    """
+
+    label: dict[str, str]
+    computed: float
+    reported: str | None = None
+
+    @property
+    def tolerance(self) -> float:
+        if self.reported is None or "." not in self.reported:
+            return 0.5 if self.reported not in (None, "inf") else 0.0
+        return 0.5 * 10.0 ** -len(self.reported.split(".")[1])
+
+    @property
+    def ok(self) -> bool | None:
+        if self.reported is None:
+            return None
+        expected = float(self.reported)
+        if math.isinf(expected) or math.isinf(self.computed):
+            return expected == self.computed
+        return abs(self.computed - expected) <= self.tolerance * (1 + 1e-9)
+
+
+@dataclass
+class Section:
+    """One seed text: its title, a short explanation and its numbers."""
+
+    key: str
+    title: dict[str, str]
+    text: dict[str, str]
+    checks: list[Check] = field(default_factory=list)
+
+
+def _f(x: Any) -> float:
+    return float(np.asarray(x))
+
+
+def _c(en: str, ko: str, computed: Any, reported: str | None = None) -> Check:
+    return Check({"en": en, "ko": ko}, _f(computed), reported)
+
+
+def _gentle_introduction() -> Section:
+    checks = [
+        _c("H(P, Q) in bits", "H(P, Q) (비트)", cross_entropy(P, Q, base=2), "3.2879430946"),
+        _c("H(P, Q) in nats", "H(P, Q) (내트)", cross_entropy(P, Q), "2.2790284859"),
+        _c("H(Q, P) in bits", "H(Q, P) (비트)", cross_entropy(Q, P, base=2), "2.9058316901"),
+        _c("H(Q, P) in nats", "H(Q, P) (내트)", cross_entropy(Q, P), "2.0141690432"),
+        _c("H(P) = H(P, P) in bits", "H(P) = H(P, P) (비트)", entropy(P, base=2), "1.3609640474"),
+        _c("H(Q) = H(Q, Q) in bits", "H(Q) = H(Q, Q) (비트)", entropy(Q, base=2), "0.8841837198"),
+        _c("KL(P || Q) in bits", "KL(P || Q) (비트)", kl_divergence(P, Q, base=2), "1.9269790472"),
+        _c("KL(Q || P) in bits", "KL(Q || P) (비트)", kl_divergence(Q, P, base=2), "2.0216479704"),
+        _c("JS(P, Q) in bits", "JS(P, Q) (비트)", js_divergence(P, Q, base=2), "0.4202005704"),
+        _c(
+            "H(P) + KL(P || Q) in bits",
+            "H(P) + KL(P || Q) (비트)",
+            entropy(P, base=2) + kl_divergence(P, Q, base=2),
+            "3.288",
+        ),
+        _c(
+            "entropy of one-hot labels [0, 1, 0] (no epsilon)",
+            "원-핫 레이블 [0, 1, 0]의 엔트로피 (엡실론 없음)",
+            entropy([0.0, 1.0, 0.0]),
+            "0",
+        ),
+    ]
+    per_example = cross_entropy(
+        np.stack([1 - np.asarray(Y10), Y10], -1).astype(float), np.stack([1 - np.asarray(P10), P10], -1)
+    )
+    for i, (value, text) in enumerate(
+        zip(
+            per_example,
+            ["0.2231", "0.1054", "0.1054", "0.5108", "0.2231", "0.1054", "0.5108", "0.2231", "0.1054", "0.3567"],
+            strict=True,
+        )
+    ):
+        checks.append(
+            _c(f"example {i + 1}: y={Y10[i]}, p={P10[i]}", f"예제 {i + 1}: y={Y10[i]}, p={P10[i]}", value, text)
+        )
+    checks += [
+        _c(
+            "mean binary cross-entropy, nats",
+            "평균 이진 교차 엔트로피 (내트)",
+            binary_cross_entropy(Y10, P10),
+            "0.2469198908",
+        ),
+        _c(
+            "Keras binary_crossentropy (convention='keras')",
+            "Keras binary_crossentropy (convention='keras')",
+            binary_cross_entropy(Y10, np.asarray(P10, np.float32), convention="keras"),
+            "0.247",
+        ),
+        _c("log loss of the same predictions", "같은 예측의 로그 손실", log_loss(Y10, P10), "0.247"),
+    ]
+    curve = [1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.0]
+    reported = ["0", "0.1054", "0.2231", "0.3567", "0.5108", "0.6931", "0.9163", "1.2040", "1.6094", "2.3026", "inf"]
+    for p, text in zip(curve, reported, strict=True):
+        checks.append(
+            _c(
+                f"target [0, 1], predicted [{1 - p:.1f}, {p:.1f}]",
+                f"목표 [0, 1], 예측 [{1 - p:.1f}, {p:.1f}]",
+                cross_entropy([0.0, 1.0], [1 - p, p]),
+                text,
+            )
+        )
+    return Section(
+        "000",
+        {"en": "A gentle introduction to cross-entropy", "ko": "머신러닝을 위한 교차 엔트로피 입문"},
+        {
+            "en": "Information h(x) = -log P(x); entropy H(P) = -sum P log P; cross-entropy H(P, Q) = -sum P log Q "
+            "= H(P) + KL(P || Q). Neither H(P, Q) nor KL is symmetric. Three colour events, P = [0.10, 0.40, 0.50] "
+            "and Q = [0.80, 0.15, 0.05]; then ten binary predictions, whose mean cross-entropy is the log loss. "
+            "One-hot labels have entropy exactly 0: 0 log 0 = 0 needs no epsilon.",
+            "ko": "정보량 h(x) = -log P(x), 엔트로피 H(P) = -sum P log P, 교차 엔트로피 H(P, Q) = -sum P log Q "
+            "= H(P) + KL(P || Q). H(P, Q)와 KL은 대칭이 아니다. 세 가지 색 사건 P = [0.10, 0.40, 0.50], "
+            "Q = [0.80, 0.15, 0.05]; 이어서 열 개의 이진 예측과 그 평균 교차 엔트로피(로그 손실). "
+            "원-핫 레이블의 엔트로피는 정확히 0이다: 0 log 0 = 0 이므로 엡실론이 필요 없다.",
+        },
+        checks,
+    )
+
+
+def _understanding() -> Section:
+    checks = [
+        _c(
+            f"uniform over 2^{k} = {2**k} classes, bits",
+            f"{2**k}개 클래스의 균등 분포 (비트)",
+            entropy(np.full(2**k, 1 / 2**k), base=2),
+            str(k),
+        )
+        for k in range(1, 6)
+    ]
+    checks.append(
+        _c(
+            "deterministic distribution [1, 0, 0], bits",
+            "결정적 분포 [1, 0, 0] (비트)",
+            entropy([1.0, 0.0, 0.0], base=2),
+            "0",
+        )
+    )
+    checks.append(
+        _c(
+            "H(P, Q) - H(P) = KL(P || Q), bits",
+            "H(P, Q) - H(P) = KL(P || Q) (비트)",
+            cross_entropy(P, Q, base=2) - entropy(P, base=2),
+            "1.9269790472",
+        )
+    )
+    logits = np.array([[2.0, 1.0, 0.1]])
+    g = grad.sparse_categorical_cross_entropy([0], logits, from_logits=True)
+    softmax = np.exp(logits) / np.exp(logits).sum()
+    checks.append(
+        _c(
+            "max |dCE/dz - (softmax - onehot)|",
+            "max |dCE/dz - (softmax - 원핫)|",
+            np.abs(g - (softmax - [1, 0, 0])).max(),
+            "0.000000000000",
+        )
+    )
+    p_true = 0.01
+    checks.append(
+        _c(
+            f"|dCE/dz| at p(true) = {p_true} (sigmoid)",
+            f"p(정답) = {p_true}에서 |dCE/dz| (시그모이드)",
+            abs(grad.binary_cross_entropy([1.0], [math.log(p_true / (1 - p_true))], from_logits=True)[0]),
+            "0.99",
+        )
+    )
+    checks.append(
+        _c(
+            f"|dMSE/dz| at p(true) = {p_true} (sigmoid)",
+            f"p(정답) = {p_true}에서 |dMSE/dz| (시그모이드)",
+            2 * (1 - p_true) ** 2 * p_true,
+            None,
+        )
+    )
+    return Section(
+        "001",
+        {"en": "Understanding cross-entropy", "ko": "교차 엔트로피 이해하기"},
+        {
+            "en": "Entropy is the expected surprise: largest (k bits) for the uniform distribution over 2^k classes, "
+            "0 for a certain outcome. KL = cross-entropy - entropy >= 0, so with fixed labels minimising "
+            "cross-entropy minimises KL. With softmax, dCE/dz = softmax - onehot; squared error's gradient carries "
+            "an extra p (1 - p) that vanishes when the model is confidently wrong.",
+            "ko": "엔트로피는 기대 놀라움이다: 2^k개 클래스의 균등 분포에서 최대(k 비트), 확실한 결과에서 0. "
+            "KL = 교차 엔트로피 - 엔트로피 >= 0 이므로 레이블이 고정되면 교차 엔트로피 최소화는 KL 최소화와 같다. "
+            "소프트맥스에서 dCE/dz = softmax - onehot; 제곱 오차의 기울기에는 p (1 - p)가 더 곱해져 "
+            "모델이 확신에 차서 틀릴 때 사라진다.",
+        },
+        checks,
+    )
+
+
+def _tensorflow() -> Section:
+    checks = [
+        _c(
+            "raw NumPy: clip to [1e-7, 1 - 1e-7] and add 1e-7 in each log (float64)",
+            "NumPy 구현: [1e-7, 1 - 1e-7]로 자르고 log 안에 1e-7을 더함 (float64)",
+            binary_cross_entropy([1, 0, 1], np.array([0.0, 0.0, 1.0]), convention="tf-keras2"),
+            "5.141649490132791",
+        ),
+        _c(
+            "tf.keras BinaryCrossentropy, y=[1,1,1], p=[1,1,0] (float32)",
+            "tf.keras BinaryCrossentropy, y=[1,1,1], p=[1,1,0] (float32)",
+            binary_cross_entropy(np.ones(3, np.float32), np.array([1, 1, 0], np.float32), convention="tf-keras2"),
+            "5.1416497",
+        ),
+        _c(
+            "clipping alone (Keras 3): the miss costs -ln(1e-7), / 3",
+            "자르기만 할 때 (Keras 3): 오답 하나가 -ln(1e-7), / 3",
+            binary_cross_entropy([1.0], [0.0], convention="keras") / 3,
+            "5.3726985503",
+        ),
+        _c(
+            "Keras 3 on y=[1,1,1], p=[1,1,0] (float32)",
+            "Keras 3, y=[1,1,1], p=[1,1,0] (float32)",
+            binary_cross_entropy(np.ones(3, np.float32), np.array([1, 1, 0], np.float32), convention="keras"),
+            "5.3726983",
+        ),
+        _c("exact (no epsilon)", "정확한 값 (엡실론 없음)", binary_cross_entropy([1, 1, 1], [1.0, 1.0, 0.0]), "inf"),
+    ]
+    return Section(
+        "002",
+        {"en": "Binary cross-entropy with TensorFlow", "ko": "TensorFlow로 이진 교차 엔트로피 계산하기"},
+        {
+            "en": "mean of -(y log p + (1 - y) log(1 - p)). TensorFlow 2's Keras clips p to [1e-7, 1 - 1e-7] and "
+            "then adds 1e-7 again inside each log, so a certain miss costs -ln(2e-7) = 15.42 instead of infinity.",
+            "ko": "-(y log p + (1 - y) log(1 - p))의 평균. TensorFlow 2의 Keras는 p를 [1e-7, 1 - 1e-7]로 자른 뒤 "
+            "각 log 안에 1e-7을 다시 더하므로, 확실한 오답의 손실이 무한대가 아니라 -ln(2e-7) = 15.42가 된다.",
+        },
+        checks,
+    )
+
+
+def _deep_learning() -> Section:
+    onehot = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [0.0, 1.0, 0.0]])
+    probs = np.array([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.2, 0.3, 0.5], [0.3, 0.4, 0.3]])
+    categorical = categorical_cross_entropy(onehot, probs)
+    weights = np.array([1.0, 1.0, 3.0])
+    checks = [
+        _c(
+            "binary cross-entropy (sigmoid output), the ten predictions",
+            "이진 교차 엔트로피 (시그모이드 출력), 열 개 예측",
+            binary_cross_entropy(Y10, P10),
+            "0.2469198908",
+        ),
+        _c(
+            "categorical cross-entropy (softmax, 3 classes)",
+            "범주형 교차 엔트로피 (소프트맥스, 3 클래스)",
+            categorical,
+            None,
+        ),
+        _c(
+            "sparse categorical (integer labels 0, 1, 2, 1) = categorical",
+            "희소 범주형 (정수 레이블 0, 1, 2, 1) = 범주형",
+            sparse_categorical_cross_entropy([0, 1, 2, 1], probs),
+            f"{_f(categorical):.12f}",
+        ),
+        _c(
+            "with class weights [1, 1, 3] for the rare class 2",
+            "드문 클래스 2에 클래스 가중치 [1, 1, 3]",
+            sparse_categorical_cross_entropy([0, 1, 2, 1], probs, class_weight=weights),
+            None,
+        ),
+    ]
+    return Section(
+        "003",
+        {"en": "Cross-entropy in deep learning", "ko": "딥러닝에서의 교차 엔트로피"},
+        {
+            "en": "Binary cross-entropy pairs with a sigmoid output, categorical with softmax over 3+ classes, "
+            "sparse categorical takes integer labels 0, 1, 2, ... and gives the same number as one-hot targets. "
+            "Class weights make mistakes on a minority class cost more.",
+            "ko": "이진 교차 엔트로피는 시그모이드 출력과, 범주형은 3개 이상 클래스의 소프트맥스와 함께 쓴다. "
+            "희소 범주형은 정수 레이블 0, 1, 2, ...를 받으며 원-핫 목표와 같은 값을 준다. "
+            "클래스 가중치는 소수 클래스의 오답 비용을 키운다.",
+        },
+        checks,
+    )
+
+
+def _information_entropy() -> Section:
+    checks = [
+        _c(
+            "surprise of lightning (1 in 280,000), bits",
+            "벼락 맞을 확률 (28만분의 1)의 놀라움 (비트)",
+            information(1 / 280_000, base=2),
+            "18.1",
+        ),
+        _c("surprise of a fair coin's heads, bits", "동전 앞면의 놀라움 (비트)", information(0.5, base=2), "1"),
+        _c("an event of probability 1/8, bits", "확률 1/8인 사건 (비트)", information(1 / 8, base=2), "3"),
+        _c(
+            "BCE when prediction equals label",
+            "예측이 레이블과 같을 때 BCE",
+            binary_cross_entropy([1.0, 0.0], [1.0, 0.0]),
+            "0",
+        ),
+        _c(
+            "BCE for prediction 0, label 1 (exact)",
+            "예측 0, 레이블 1의 BCE (정확한 값)",
+            binary_cross_entropy([1.0], [0.0]),
+            "inf",
+        ),
+        _c(
+            "the same with PyTorch's nn.BCELoss (logs clamped at -100)",
+            "PyTorch nn.BCELoss로 (log를 -100에서 자름)",
+            binary_cross_entropy([1.0], [0.0], convention="torch"),
+            "100",
+        ),
+        _c("KL(P || P)", "KL(P || P)", kl_divergence(P, P), "0"),
+        _c(
+            "KL(P || Q) - KL(Q || P), bits (not symmetric)",
+            "KL(P || Q) - KL(Q || P) (비트, 비대칭)",
+            kl_divergence(P, Q, base=2) - kl_divergence(Q, P, base=2),
+            "-0.0946689232",
+        ),
+    ]
+    return Section(
+        "004",
+        {"en": "Information, entropy, cross-entropy and KL", "ko": "정보량, 엔트로피, 교차 엔트로피, KL"},
+        {
+            "en": "Rare events surprise: being struck by lightning carries about 18 bits, a coin's heads 1 bit, an "
+            "event of probability 1/8 exactly 3 bits. Binary cross-entropy is 0 when the prediction equals the "
+            "label and infinite when the prediction is 0 for a positive label. KL is the expected difference of "
+            "information: 0 for equal distributions, and not symmetric.",
+            "ko": "드문 사건은 놀랍다: 벼락은 약 18비트, 동전 앞면은 1비트, 확률 1/8인 사건은 정확히 3비트. "
+            "이진 교차 엔트로피는 예측이 레이블과 같으면 0, 양성 레이블에 0을 예측하면 무한대이다. "
+            "KL은 정보량 차이의 기댓값으로, 같은 분포에서 0이고 대칭이 아니다.",
+        },
+        checks,
+    )
+
+
+BUILDERS: list[Callable[[], Section]] = [
+    _gentle_introduction,
+    _understanding,
+    _tensorflow,
+    _deep_learning,
+    _information_entropy,
+]
+
+
+def sections() -> list[Section]:
+    """Every section of the tutorial, computed now, in the order of the seed texts."""
+    return [build() for build in BUILDERS]
+
+
+def write_plots(directory: str | Path) -> list[Path]:
+    """Write the figures the texts describe as PNG files; return their paths."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+
+    from . import plot
+
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    drawings: dict[str, Callable[[Any], Any]] = {
+        "000_distributions.png": lambda ax: plot.distributions(P, Q, names=COLOURS, ax=ax),
+        "000_cross_entropy_curve.png": lambda ax: plot.cross_entropy_curve(ax=ax),
+        "000_cross_entropy_curve_without_last_point.png": lambda ax: plot.cross_entropy_curve(
+            include_certain_miss=False, ax=ax
+        ),
+        "001_entropy_vs_classes.png": lambda ax: plot.entropy_vs_classes(ax=ax),
+        "001_gradient_magnitude.png": lambda ax: plot.gradient_magnitude(ax=ax),
+    }
+    written = []
+    for name, draw in drawings.items():
+        fig = Figure(figsize=(6.4, 4.0), layout="constrained")
+        draw(fig.add_subplot())
+        path = out / name
+        fig.savefig(path, dpi=100)
+        written.append(path)
+    return written

@@ -1,0 +1,497 @@
+"""The ``crossentropy`` command line: parse, call the library, print.
+
+Exit status: 0 on success, 1 when the numbers were computed but a requested
+check failed (a tutorial number that does not reproduce, ``score
+--fail-above``), 2 for bad usage or bad input (one line on stderr, never a
+traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import io
+import json
+import math
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+import numpy as np
+
+from . import __version__
+from ._validation import InputError
+
+EXAMPLES = """\
+examples:
+  crossentropy compare 0.1,0.4,0.5 0.8,0.15,0.05 --base 2 --names red,green,blue
+  crossentropy score predictions.parquet --labels label --probs 'p_*' --per-class --calibration
+  crossentropy score preds.csv --logits logit --convention torch --format json
+  crossentropy tutorial --plots figures/ --lang ko
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (np.floating, float)):
+        v = float(value)
+        if math.isnan(v):
+            return None
+        return v if math.isfinite(v) else ("inf" if v > 0 else "-inf")
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    return value
+
+
+def _number(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "NO"
+    if isinstance(value, (float, np.floating)):
+        v = float(value)
+        return "nan" if math.isnan(v) else f"{v:.12g}"
+    return str(value)
+
+
+def _print_tables(tables: list[tuple[str, list[str], list[list[Any]]]], fmt: str, payload: Any) -> None:
+    """Print titled tables as rich tables, CSV sections, or ``payload`` as JSON."""
+    if fmt == "json":
+        json.dump(_jsonable(payload), sys.stdout, indent=2, ensure_ascii=False)
+        sys.stdout.write("\n")
+        return
+    if fmt == "csv":
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        for title, headers, rows in tables:
+            writer.writerow(["section", *headers])
+            for row in rows:
+                writer.writerow([title, *(_number(v) for v in row)])
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(file=sys.stdout, soft_wrap=False, width=max(100, Console().width))
+    for title, headers, rows in tables:
+        table = Table(title=title, title_justify="left")
+        for i, h in enumerate(headers):
+            table.add_column(h, justify="left" if i == 0 else "right")
+        for row in rows:
+            table.add_row(*(_number(v) for v in row))
+        console.print(table)
+
+
+# --- compare ----------------------------------------------------------------------------------------
+
+
+def _read_distribution(text: str, name: str) -> np.ndarray[Any, Any]:
+    """A distribution from a comma list, or from a .npy or text file of numbers."""
+    if os.path.exists(text):
+        if text.endswith(".npy"):
+            try:
+                return np.asarray(np.load(text, allow_pickle=False), dtype=float).reshape(-1)
+            except (ValueError, OSError) as exc:
+                raise InputError(f"{name}: cannot read {text}: {exc}") from None
+        try:
+            text = Path(text).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputError(f"{name}: cannot read {text}: {exc}") from None
+    items = [t for t in text.replace(",", " ").split() if t]
+    if not items:
+        raise InputError(f"{name} is empty; give numbers like 0.1,0.4,0.5 or a file")
+    values = []
+    for i, item in enumerate(items):
+        try:
+            values.append(float(item))
+        except ValueError:
+            raise InputError(f"{name}[{i}] = {item!r} is not a number") from None
+    return np.asarray(values)
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from ._information import cross_entropy, entropy, js_divergence, kl_divergence
+
+    p = _read_distribution(args.p, "P")
+    q = _read_distribution(args.q, "Q")
+    if p.size != q.size:
+        raise InputError(f"P has {p.size} events but Q has {q.size}")
+    names = args.names.split(",") if args.names else None
+    if names is not None and len(names) != p.size:
+        raise InputError(f"--names has {len(names)} names for {p.size} events")
+    b = args.base
+    unit = "nats" if b is None else ("bits" if b == 2 else f"log base {b:g}")
+    values = {
+        "H(P)": entropy(p, base=b),
+        "H(Q)": entropy(q, base=b),
+        "H(P,Q)": cross_entropy(p, q, base=b),
+        "H(Q,P)": cross_entropy(q, p, base=b),
+        "KL(P||Q)": kl_divergence(p, q, base=b),
+        "KL(Q||P)": kl_divergence(q, p, base=b),
+        "JS(P,Q)": js_divergence(p, q, base=b),
+    }
+    values = {k: float(v) for k, v in values.items()}
+    if args.plot:
+        _save_figure(args.plot, lambda ax: _plot().distributions(p, q, names=names, ax=ax))
+    payload = {"unit": unit, "P": p.tolist(), "Q": q.tolist(), "names": names, **values}
+    _print_tables([("P versus Q", ["quantity", unit], [[k, v] for k, v in values.items()])], args.format, payload)
+    return 0
+
+
+def _plot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from . import plot
+
+    return plot
+
+
+def _save_figure(path: str, draw: Any) -> None:
+    _plot()
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.4, 4.0), layout="constrained")
+    draw(fig.add_subplot())
+    try:
+        fig.savefig(path, dpi=100)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot write the figure {path}: {exc}") from None
+    print(f"wrote {path}", file=sys.stderr)
+
+
+# --- score ------------------------------------------------------------------------------------------
+
+
+def _patterns(text: str | None) -> list[str] | None:
+    return [t.strip() for t in text.split(",") if t.strip()] if text else None
+
+
+def _score(args: argparse.Namespace) -> int:
+    from ._scoring import score_file
+
+    show = args.progress if args.progress is not None else sys.stderr.isatty()
+    progress = None
+    bar = None
+    if show:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        bar = Progress(
+            TextColumn("scoring {task.fields[file]}"),
+            BarColumn(),
+            TextColumn("{task.completed:,} rows"),
+            TimeElapsedColumn(),
+            transient=True,
+            console=_stderr_console(),
+        )
+        task = bar.add_task("score", total=None, file=args.file)
+        bar.start()
+
+        def progress(rows: int) -> None:
+            bar.update(task, completed=rows)
+
+    try:
+        result = score_file(
+            args.file,
+            labels=args.labels,
+            probs=_patterns(args.probs),
+            logits=_patterns(args.logits),
+            sample_weight=args.sample_weight,
+            convention=args.convention,
+            base=args.base,
+            bins=args.bins,
+            bootstrap=args.bootstrap,
+            seed=args.seed,
+            on_bad_row=args.on_bad_row,
+            delimiter=args.delimiter,
+            progress=progress,
+        )
+    finally:
+        if bar is not None:
+            bar.stop()
+    if args.report:
+        from ._report import render
+
+        summary = {k: result[k] for k in ("file", "rows_read", "rows_scored", "rows_rejected")}
+        try:
+            Path(args.report).write_text(render(summary, result), encoding="utf-8")
+        except OSError as exc:
+            raise InputError(f"cannot write the report {args.report}: {exc}") from None
+        print(f"wrote {args.report}", file=sys.stderr)
+    _print_score(result, args)
+    if args.fail_above is not None and not result["mean_loss"] <= args.fail_above:
+        print(
+            f"crossentropy: mean loss {result['mean_loss']:.6g} is above --fail-above {args.fail_above:g}",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def _stderr_console() -> Any:
+    from rich.console import Console
+
+    return Console(file=sys.stderr)
+
+
+def _print_score(result: dict[str, Any], args: argparse.Namespace) -> None:
+    summary_rows = [
+        ["file", result["file"]],
+        ["rows read", result["rows_read"]],
+        ["rows scored", result["rows_scored"]],
+        ["rows rejected", result["rows_rejected"]],
+        ["classes", result["classes"]],
+        ["convention", result["convention"]],
+        [f"mean loss ({result['unit']})", result["mean_loss"]],
+        ["accuracy", result["accuracy"]],
+    ]
+    if "bootstrap" in result:
+        lo, hi = result["bootstrap"]["ci95"]
+        summary_rows.append(
+            [f"95% CI of the mean ({result['bootstrap']['replicates']} bootstrap replicates)", f"[{lo:.6g}, {hi:.6g}]"]
+        )
+    summary_rows.append([f"expected calibration error ({result['calibration']['kind']})", result["calibration"]["ece"]])
+    tables: list[tuple[str, list[str], list[list[Any]]]] = [("score", ["quantity", "value"], summary_rows)]
+    if result["rejected"]:
+        tables.append(
+            (
+                f"rejected rows (first {len(result['rejected'])} of {result['rows_rejected']})",
+                ["row", "reason"],
+                [[r["row"], r["reason"]] for r in result["rejected"]],
+            )
+        )
+    if args.per_class:
+        tables.append(
+            (
+                "per class",
+                ["class", "rows", "mean loss", "accuracy"],
+                [[c["class"], c["count"], c["mean_loss"], c["accuracy"]] for c in result["per_class"]],
+            )
+        )
+    if args.calibration:
+        tables.append(
+            (
+                "calibration",
+                ["bin", "rows", "mean confidence", "observed"],
+                [
+                    [f"{b['lower']:.2f}-{b['upper']:.2f}", b["count"], b["confidence"], b["observed"]]
+                    for b in result["calibration"]["bins"]
+                ],
+            )
+        )
+    payload = dict(result)
+    if not args.per_class:
+        payload.pop("per_class")
+    if not args.calibration:
+        payload["calibration"] = {k: v for k, v in result["calibration"].items() if k != "bins"}
+    payload.pop("loss_histogram")
+    _print_tables(tables, args.format, payload)
+
+
+# --- tutorial -----------------------------------------------------------------------------------------
+
+
+def _tutorial(args: argparse.Namespace) -> int:
+    from ._tutorial import sections, write_plots
+
+    lang = args.lang
+    all_sections = sections()
+    if args.plots:
+        try:
+            for path in write_plots(args.plots):
+                print(f"wrote {path}", file=sys.stderr)
+        except OSError as exc:
+            raise InputError(f"cannot write the plots to {args.plots}: {exc}") from None
+    failed = [c for s in all_sections for c in s.checks if c.ok is False]
+    if args.format == "json":
+        payload = {
+            "sections": [
+                {
+                    "key": s.key,
+                    "title": s.title[lang],
+                    "text": s.text[lang],
+                    "checks": [
+                        {"quantity": c.label[lang], "computed": c.computed, "reported": c.reported, "ok": c.ok}
+                        for c in s.checks
+                    ],
+                }
+                for s in all_sections
+            ],
+            "all_reproduced": not failed,
+        }
+        _print_tables([], "json", payload)
+    else:
+        headers = ["quantity", "computed", "text", "ok"] if lang == "en" else ["값", "계산", "원문", "일치"]
+        verdict = {True: "yes", False: "NO", None: "—"} if lang == "en" else {True: "예", False: "아니오", None: "—"}
+        tables = [
+            (
+                f"[{s.key}] {s.title[lang]}",
+                headers,
+                [[c.label[lang], c.computed, c.reported or "", verdict[c.ok]] for c in s.checks],
+            )
+            for s in all_sections
+        ]
+        if args.format == "table":
+            from rich.console import Console
+
+            console = Console(file=sys.stdout, width=max(100, Console().width))
+            for s, table in zip(all_sections, tables, strict=True):
+                console.print(f"\n[bold]{table[0]}[/bold]\n{s.text[lang]}", highlight=False)
+                _print_tables([("", table[1], table[2])], "table", None)
+        else:
+            _print_tables(tables, "csv", None)
+        total = sum(1 for s in all_sections for c in s.checks if c.ok is not None)
+        message = (
+            f"{total - len(failed)} of {total} reported numbers reproduced"
+            if lang == "en"
+            else f"원문의 수치 {total}개 중 {total - len(failed)}개 재현"
+        )
+        print(message, file=sys.stderr)
+    return 1 if failed else 0
+
+
+# --- the parser ---------------------------------------------------------------------------------------
+
+
+def _base(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid base {text!r}: a number > 0 and != 1") from None
+    if not (value > 0 and value != 1 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"invalid base {text!r}: a number > 0 and != 1")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be >= 0")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``crossentropy`` command."""
+    from .conventions import NAMES
+
+    parser = _Parser(
+        prog="crossentropy",
+        description="Cross-entropy and the information measures around it, exactly.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"crossentropy {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+
+    def add_format(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--format", choices=["table", "json", "csv"], default="table", help="output format (default: table)"
+        )
+
+    compare = commands.add_parser(
+        "compare",
+        help="H(P), H(Q), H(P,Q), H(Q,P), KL both ways and JS of two distributions",
+        epilog="example:\n  crossentropy compare 0.1,0.4,0.5 0.8,0.15,0.05 --base 2 --plot pq.png",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    compare.add_argument("p", metavar="P", help="comma-separated probabilities, or a .npy / text file")
+    compare.add_argument("q", metavar="Q", help="comma-separated probabilities, or a .npy / text file")
+    compare.add_argument("--base", type=_base, default=None, help="logarithm base (2 for bits; default nats)")
+    compare.add_argument("--names", help="comma-separated event names, e.g. red,green,blue")
+    compare.add_argument("--plot", metavar="FILE", help="draw both distributions side by side into FILE")
+    add_format(compare)
+    compare.set_defaults(run=_compare)
+
+    score = commands.add_parser(
+        "score",
+        help="score a file of predictions (CSV, Parquet, NPY/NPZ) of any size",
+        epilog="examples:\n  crossentropy score preds.parquet --probs 'p_*' --per-class --calibration\n"
+        "  cat preds.csv | crossentropy score - --logits logit --format json",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    score.add_argument("file", metavar="FILE", help="a .csv/.tsv, .parquet, .npy or .npz file; - reads CSV from stdin")
+    score.add_argument("--labels", metavar="COL", help="label column (default: label, labels, y, y_true or target)")
+    group = score.add_mutually_exclusive_group()
+    group.add_argument("--probs", metavar="COLS", help="probability columns, comma-separated glob patterns")
+    group.add_argument("--logits", metavar="COLS", help="logit columns, comma-separated glob patterns")
+    score.add_argument("--sample-weight", metavar="COL", help="per-row weight column")
+    score.add_argument("--convention", choices=list(NAMES), default="exact", help="named convention (default exact)")
+    score.add_argument("--base", type=_base, default=None, help="logarithm base (2 for bits; default nats)")
+    score.add_argument("--per-class", action="store_true", help="print the loss and accuracy of each class")
+    score.add_argument("--calibration", action="store_true", help="print the reliability bins")
+    score.add_argument("--bins", type=_positive_int, default=10, help="calibration bins (default 10)")
+    score.add_argument(
+        "--bootstrap",
+        type=_positive_int,
+        default=0,
+        metavar="N",
+        help="N Poisson-bootstrap replicates for a 95%% interval of the mean loss",
+    )
+    score.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    score.add_argument(
+        "--on-bad-row",
+        choices=["error", "skip"],
+        default="error",
+        help="stop at the first row that cannot be scored (default), or skip and count it",
+    )
+    score.add_argument("--delimiter", help="CSV delimiter (default , or tab for .tsv)")
+    score.add_argument("--report", metavar="FILE", help="write a self-contained HTML report")
+    score.add_argument("--fail-above", type=float, metavar="X", help="exit 1 when the mean loss is above X")
+    score.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bar on stderr (default: when stderr is a terminal)",
+    )
+    add_format(score)
+    score.set_defaults(run=_score)
+
+    tutorial = commands.add_parser(
+        "tutorial",
+        help="reproduce every worked example of the seed texts",
+        epilog="example:\n  crossentropy tutorial --plots figures/ --lang ko",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    tutorial.add_argument("--plots", metavar="DIR", help="write the texts' figures as PNG files into DIR")
+    tutorial.add_argument("--lang", choices=["en", "ko"], default="en", help="language of the text (default en)")
+    add_format(tutorial)
+    tutorial.set_defaults(run=_tutorial)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    try:
+        return int(args.run(args))
+    except InputError as exc:
+        print(f"crossentropy: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("crossentropy: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        sys.stderr.close()
+        return 0
+    finally:
+        if isinstance(sys.stdout, io.TextIOWrapper):
+            with contextlib.suppress(BrokenPipeError):
+                sys.stdout.flush()
