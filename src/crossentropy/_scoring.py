@@ -194,10 +194,8 @@ class Scorer:
                 convention=o.convention,
                 validate=False,
             )
-        per = np.asarray(per, dtype=np.float64).reshape(-1)
-        if o.base is not None:
-            per = per / math.log(o.base)
-        return per
+        scale = 1.0 if o.base is None else math.log(o.base)
+        return np.asarray(per, dtype=np.float64).reshape(-1) / scale
 
     def _probabilities(self, preds: Array) -> Array:
         o = self.options
