@@ -270,7 +270,7 @@ def test_tutorial_reproduces_every_seed_number(capsys, tmp_path):
     data = json.loads(out)
     assert data["all_reproduced"] is True
     checks = {c["quantity"]: c for s in data["sections"] for c in s["checks"]}
-    assert [s["key"] for s in data["sections"]] == ["000", "001", "002", "003", "004"]
+    assert [s["key"] for s in data["sections"]] == ["000", "001", "001-train", "002", "003", "004"]
     expected = {
         "H(P, Q) in bits": "3.2879430946",
         "H(P, Q) in nats": "2.2790284859",
@@ -286,7 +286,7 @@ def test_tutorial_reproduces_every_seed_number(capsys, tmp_path):
     assert len(reported) >= 55
     assert all(c["ok"] for c in reported)
     pngs = sorted(tmp_path.glob("*.png"))
-    assert len(pngs) == 5
+    assert len(pngs) == 6
     assert all(p.stat().st_size > 5000 for p in pngs)
 
 

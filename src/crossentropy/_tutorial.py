@@ -227,6 +227,84 @@ def _understanding() -> Section:
     )
 
 
+def _training_runs(epochs: int = 30) -> dict[str, Any] | None:
+    """Softmax regression on digits with both losses, or None without scikit-learn."""
+    from . import learn
+    from ._validation import InputError
+
+    try:
+        X_train, X_test, y_train, y_test = learn.load_dataset("digits", seed=0)
+    except InputError:
+        return None
+    return {
+        init: {
+            loss: learn.train(
+                X_train, y_train, X_test, y_test, model="softmax", loss=loss, epochs=epochs, lr=0.5, init=init, seed=0
+            )
+            for loss in ("ce", "mse")
+        }
+        for init in ("random", "saturated")
+    }
+
+
+def _why_not_squared_error() -> Section:
+    runs = _training_runs()
+    text = {
+        "en": "Softmax regression on scikit-learn's digits, trained twice with the same steps: once with "
+        "cross-entropy, whose gradient with respect to the logits is p - y, and once with squared error "
+        "sum (p - y)^2, whose gradient is J_softmax^T 2(p - y) and shrinks with p (1 - p) when the model is "
+        "confidently wrong. From a saturated (confidently wrong) start the squared-error gradient is orders of "
+        "magnitude smaller, and squared error barely moves.",
+        "ko": "scikit-learn의 digits 데이터에서 소프트맥스 회귀를 같은 스텝으로 두 번 학습한다: 로짓에 대한 기울기가 "
+        "p - y인 교차 엔트로피와, 기울기가 J_softmax^T 2(p - y)로 모델이 확신에 차서 틀릴 때 p (1 - p)만큼 줄어드는 "
+        "제곱 오차 sum (p - y)^2. 포화된(확신에 찬 오답) 시작점에서는 제곱 오차의 기울기가 수십~수백 배 작아 "
+        "거의 학습되지 않는다.",
+    }
+    title = {"en": "Why not squared error: training both", "ko": "왜 제곱 오차가 아닌가: 두 손실로 학습하기"}
+    if runs is None:
+        note = {
+            "en": " (Install scikit-learn, pip install 'crossentropy[learn]', to run this section.)",
+            "ko": " (이 절을 실행하려면 scikit-learn을 설치하세요: pip install 'crossentropy[learn]')",
+        }
+        return Section("001-train", title, {k: text[k] + note[k] for k in text})
+    rnd, sat = runs["random"], runs["saturated"]
+    never = 10**6
+
+    def epochs(h: Any) -> float:
+        e = h.epochs_to(0.9)
+        return float(never if e is None else e)
+
+    checks = [
+        _c(
+            "epochs to 90% test accuracy, cross-entropy",
+            "테스트 정확도 90%까지 에포크, 교차 엔트로피",
+            epochs(rnd["ce"]),
+        ),
+        _c("epochs to 90% test accuracy, squared error", "테스트 정확도 90%까지 에포크, 제곱 오차", epochs(rnd["mse"])),
+        _c(
+            "saturated start: gradient norm, cross-entropy",
+            "포화 시작: 기울기 노름, 교차 엔트로피",
+            sat["ce"].gradient_norm[0],
+        ),
+        _c(
+            "saturated start: gradient norm, squared error",
+            "포화 시작: 기울기 노름, 제곱 오차",
+            sat["mse"].gradient_norm[0],
+        ),
+        _c(
+            "saturated start: test accuracy after 30 epochs, cross-entropy",
+            "포화 시작: 30 에포크 후 정확도, 교차 엔트로피",
+            sat["ce"].test_accuracy[-1],
+        ),
+        _c(
+            "saturated start: test accuracy after 30 epochs, squared error",
+            "포화 시작: 30 에포크 후 정확도, 제곱 오차",
+            sat["mse"].test_accuracy[-1],
+        ),
+    ]
+    return Section("001-train", title, text, checks)
+
+
 def _tensorflow() -> Section:
     checks = [
         _c(
@@ -369,6 +447,7 @@ def _information_entropy() -> Section:
 BUILDERS: list[Callable[[], Section]] = [
     _gentle_introduction,
     _understanding,
+    _why_not_squared_error,
     _tensorflow,
     _deep_learning,
     _information_entropy,
@@ -400,6 +479,10 @@ def write_plots(directory: str | Path) -> list[Path]:
         "001_entropy_vs_classes.png": lambda ax: plot.entropy_vs_classes(ax=ax),
         "001_gradient_magnitude.png": lambda ax: plot.gradient_magnitude(ax=ax),
     }
+    runs = _training_runs()
+    if runs is not None:
+        named = {"cross-entropy": runs["random"]["ce"].as_dict(), "squared error": runs["random"]["mse"].as_dict()}
+        drawings["001_learning_curves.png"] = lambda ax: plot.learning_curves(named, ax=ax)
     written = []
     for name, draw in drawings.items():
         fig = Figure(figsize=(6.4, 4.0), layout="constrained")

@@ -31,6 +31,7 @@ examples:
   crossentropy score predictions.parquet --labels label --probs 'p_*' --per-class --calibration
   crossentropy score preds.csv --logits logit --convention torch --format json
   crossentropy tutorial --plots figures/ --lang ko
+  crossentropy train --dataset digits --plot curves.png
 """
 
 
@@ -361,6 +362,116 @@ def _tutorial(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+# --- train ------------------------------------------------------------------------------------------------
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .learn import load_dataset, train
+
+    X_train, X_test, y_train, y_test = load_dataset(args.dataset, seed=args.seed)
+    histories = {
+        loss: train(
+            X_train,
+            y_train,
+            X_test,
+            y_test,
+            model=args.model,
+            loss=loss,
+            epochs=args.epochs,
+            lr=args.lr,
+            batch_size=args.batch_size,
+            hidden=args.hidden,
+            init=args.init,
+            seed=args.seed,
+        )
+        for loss in ("ce", "mse")
+    }
+    ce_h, mse_h = histories["ce"], histories["mse"]
+    every = args.every or max(1, args.epochs // 20)
+    epochs = sorted(set(range(0, args.epochs + 1, every)) | {args.epochs})
+    rows = [
+        [
+            e,
+            *(
+                float(f"{v:.6g}")
+                for v in (
+                    ce_h.train_loss[e],
+                    ce_h.test_cross_entropy[e],
+                    ce_h.test_accuracy[e],
+                    mse_h.train_loss[e],
+                    mse_h.test_cross_entropy[e],
+                    mse_h.test_accuracy[e],
+                )
+            ),
+        ]
+        for e in epochs
+    ]
+    ratio = ce_h.gradient_norm[0] / mse_h.gradient_norm[0] if mse_h.gradient_norm[0] else math.inf
+    summary: list[list[Any]] = [
+        [f"epochs to {args.target:.0%} test accuracy", ce_h.epochs_to(args.target), mse_h.epochs_to(args.target)],
+        ["final test accuracy", ce_h.test_accuracy[-1], mse_h.test_accuracy[-1]],
+        ["final test cross-entropy", ce_h.test_cross_entropy[-1], mse_h.test_cross_entropy[-1]],
+        ["gradient norm at the start", ce_h.gradient_norm[0], mse_h.gradient_norm[0]],
+    ]
+    if args.plot:
+        _save_training_plot(args.plot, histories)
+    title = f"{args.model} on {args.dataset} ({args.init} start, lr {args.lr:g})"
+    payload = {
+        "dataset": args.dataset,
+        "model": args.model,
+        "init": args.init,
+        "lr": args.lr,
+        "epochs": args.epochs,
+        "target_accuracy": args.target,
+        "epochs_to_target": {"ce": ce_h.epochs_to(args.target), "mse": mse_h.epochs_to(args.target)},
+        "initial_gradient_norm_ratio": ratio,
+        "history": {k: h.as_dict() for k, h in histories.items()},
+    }
+    _print_tables(
+        [
+            (
+                title,
+                [
+                    "epoch",
+                    "CE: train loss",
+                    "CE: test CE",
+                    "CE: test acc",
+                    "MSE: train loss",
+                    "MSE: test CE",
+                    "MSE: test acc",
+                ],
+                rows,
+            ),
+            ("summary", ["", "cross-entropy", "squared error"], summary),
+        ],
+        args.format,
+        payload,
+    )
+    if args.format == "table":
+        print(
+            f"at the start, the squared-error gradient is {ratio:.3g} times smaller than cross-entropy's",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def _save_training_plot(path: str, histories: dict[str, Any]) -> None:
+    plot = _plot()
+    from matplotlib.figure import Figure
+
+    named = {"cross-entropy": histories["ce"].as_dict(), "squared error": histories["mse"].as_dict()}
+    fig = Figure(figsize=(15, 4.2), layout="constrained")
+    a, b, c = fig.subplots(1, 3)
+    plot.learning_curves(named, metric="test_accuracy", ax=a)
+    plot.learning_curves(named, metric="test_cross_entropy", ax=b)
+    plot.gradient_magnitude(ax=c)
+    try:
+        fig.savefig(path, dpi=100)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot write the figure {path}: {exc}") from None
+    print(f"wrote {path}", file=sys.stderr)
+
+
 # --- the parser ---------------------------------------------------------------------------------------
 
 
@@ -470,6 +581,42 @@ def build_parser() -> argparse.ArgumentParser:
     tutorial.add_argument("--lang", choices=["en", "ko"], default="en", help="language of the text (default en)")
     add_format(tutorial)
     tutorial.set_defaults(run=_tutorial)
+
+    trainer = commands.add_parser(
+        "train",
+        help="train a classifier with cross-entropy and with squared error, side by side",
+        epilog="examples:\n  crossentropy train --dataset digits --plot curves.png\n"
+        "  crossentropy train --model softmax --init saturated --epochs 100 --format json",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    trainer.add_argument(
+        "--dataset",
+        choices=["breast_cancer", "digits", "iris", "wine"],
+        default="digits",
+        help="a data set shipped with scikit-learn (default digits)",
+    )
+    trainer.add_argument(
+        "--model",
+        choices=["logistic", "softmax", "mlp"],
+        default="softmax",
+        help="logistic (binary data only), softmax regression, or a one-hidden-layer MLP",
+    )
+    trainer.add_argument("--epochs", type=_positive_int, default=60, help="epochs (default 60)")
+    trainer.add_argument("--lr", type=float, default=0.5, help="learning rate (default 0.5)")
+    trainer.add_argument("--batch-size", type=int, default=None, help="mini-batch size (default: full batch)")
+    trainer.add_argument("--hidden", type=int, default=32, help="hidden units of the MLP (default 32)")
+    trainer.add_argument(
+        "--init",
+        choices=["random", "saturated"],
+        default="random",
+        help="saturated: start from confidently wrong weights",
+    )
+    trainer.add_argument("--target", type=float, default=0.9, help="test accuracy to reach (default 0.9)")
+    trainer.add_argument("--seed", type=int, default=0, help="seed of the split and the weights (default 0)")
+    trainer.add_argument("--every", type=int, default=None, help="print every N-th epoch (default: about 20 rows)")
+    trainer.add_argument("--plot", metavar="FILE", help="learning curves and gradient magnitudes into FILE")
+    add_format(trainer)
+    trainer.set_defaults(run=_train)
     return parser
 
 

@@ -239,13 +239,16 @@ def _open_csv(path: str, delimiter: str, batch_rows: int, columns: Sequence[str]
 
     first = reader(None)
     names = list(first.schema.names)
+    if path != "-":
+        first.close()  # a file is read again from its start; keeping this reader would hold its buffers
+        first = None
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise InputError(f"{name}: duplicate column names {', '.join(map(repr, duplicates))}")
     wanted = list(columns) if columns else names
 
     def batches() -> Iterator[Batch]:
-        stream = first if path == "-" else reader(wanted)
+        stream = first if first is not None else reader(wanted)
         start = 0
         while True:
             try:
@@ -265,7 +268,7 @@ def _open_csv(path: str, delimiter: str, batch_rows: int, columns: Sequence[str]
 def _open_parquet(path: str, batch_rows: int, columns: Sequence[str] | None) -> Table:
     pa = _pyarrow("reading Parquet")
     try:
-        pf = pa.parquet.ParquetFile(path)
+        pf = pa.parquet.ParquetFile(path, pre_buffer=False)
     except (pa.ArrowInvalid, OSError) as exc:
         raise InputError(f"{path}: cannot read as Parquet (truncated or not Parquet?): {exc}") from None
     schema = pf.schema_arrow
@@ -273,11 +276,15 @@ def _open_parquet(path: str, batch_rows: int, columns: Sequence[str] | None) -> 
     lists = [f.name for f in schema if pa.types.is_list(f.type) or pa.types.is_large_list(f.type)]
 
     def batches() -> Iterator[Batch]:
+        # one row group at a time: memory stays within a row group, not the file
         start = 0
         try:
-            for rb in pf.iter_batches(batch_size=batch_rows, columns=list(columns) if columns else None):
-                yield Batch(path, start, {c: rb.column(c) for c in rb.schema.names})
-                start += rb.num_rows
+            for group in range(pf.metadata.num_row_groups):
+                for rb in pf.iter_batches(
+                    batch_size=batch_rows, row_groups=[group], columns=list(columns) if columns else None
+                ):
+                    yield Batch(path, start, {c: rb.column(c) for c in rb.schema.names})
+                    start += rb.num_rows
         except (pa.ArrowInvalid, OSError) as exc:
             raise InputError(f"{path}: cannot read Parquet after row {start}: {exc}") from None
 

@@ -118,7 +118,7 @@ def cross_entropy_curve(
         for x in ps[~finite]:
             ax.annotate("∞", xy=(x, top), xytext=(x, top * 0.8), ha="center", arrowprops={"arrowstyle": "->"})
         ax.set_ylim(0, top * 1.1)
-    ax.invert_xaxis()
+    ax.set_xlim(float(ps.max()) + 0.05, float(ps.min()) - 0.05)
     ax.set_xlabel("predicted probability of the true class")
     ax.set_ylabel("cross-entropy" + (" (bits)" if base == 2 else " (nats)"))
     return ax
@@ -181,11 +181,11 @@ def loss_histogram(histogram: Mapping[str, Any], *, ax: Axes | None = None) -> A
 def learning_curves(
     history: Mapping[str, Mapping[str, Sequence[float]]], *, metric: str = "test_accuracy", ax: Axes | None = None
 ) -> Axes:
-    """One line per loss of ``history[loss][metric]`` against the epoch."""
+    """One line per loss of ``history[loss][metric]`` against the epoch (0 = before training)."""
     ax = _axes(ax)
     for name, series in history.items():
         values = series[metric]
-        ax.plot(np.arange(1, len(values) + 1), values, label=name)
+        ax.plot(np.arange(len(values)), values, label=name)
     ax.set_xlabel("epoch")
     ax.set_ylabel(metric.replace("_", " "))
     ax.legend()
