@@ -270,7 +270,7 @@ def test_tutorial_reproduces_every_seed_number(capsys, tmp_path):
     data = json.loads(out)
     assert data["all_reproduced"] is True
     checks = {c["quantity"]: c for s in data["sections"] for c in s["checks"]}
-    assert [s["key"] for s in data["sections"]] == ["000", "001", "001-train", "002", "003", "004"]
+    assert [s["key"] for s in data["sections"]] == ["000", "001", "001-train", "002", "003", "004", "continuous"]
     expected = {
         "H(P, Q) in bits": "3.2879430946",
         "H(P, Q) in nats": "2.2790284859",

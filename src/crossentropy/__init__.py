@@ -12,6 +12,13 @@ from __future__ import annotations
 
 from . import conventions, grad
 from ._information import cross_entropy, entropy, information, js_divergence, kl_divergence, perplexity
+from ._joint import (
+    conditional_entropy,
+    entropy_from_samples,
+    joint_entropy,
+    mutual_information,
+    mutual_information_from_samples,
+)
 from ._losses import (
     binary_cross_entropy,
     binary_focal_loss,
@@ -24,6 +31,18 @@ from ._validation import InputError
 
 __version__ = "0.1.0"
 
+_SUBMODULES = ("continuous", "dask", "distributed", "io", "learn", "plot", "torch")
+
+
+def __getattr__(name: str) -> object:
+    """Import optional submodules (``ce.plot``, ``ce.torch``, ...) on first use."""
+    if name in _SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "InputError",
     "__version__",
@@ -31,14 +50,19 @@ __all__ = [
     "binary_focal_loss",
     "categorical_cross_entropy",
     "categorical_focal_loss",
+    "conditional_entropy",
     "conventions",
     "cross_entropy",
     "entropy",
+    "entropy_from_samples",
     "grad",
     "information",
+    "joint_entropy",
     "js_divergence",
     "kl_divergence",
     "log_loss",
+    "mutual_information",
+    "mutual_information_from_samples",
     "perplexity",
     "sparse_categorical_cross_entropy",
 ]

@@ -444,6 +444,81 @@ def _information_entropy() -> Section:
     )
 
 
+def _continuous_and_joint() -> Section:
+    from . import continuous as cc
+    from ._joint import conditional_entropy, joint_entropy, mutual_information
+
+    try:
+        from scipy import stats
+    except ImportError:
+        stats = None
+    checks: list[Check] = []
+    if stats is not None:
+        p, q = stats.norm(0, 1), stats.norm(1, 2)
+        h_p, h_pq, kl = cc.entropy(p), cc.cross_entropy(p, q), cc.kl_divergence(p, q)
+        checks += [
+            _c("differential entropy of N(0, 1), nats", "N(0, 1)의 미분 엔트로피 (내트)", h_p.value),
+            _c("H(N(0,1), N(1,2)), nats", "H(N(0,1), N(1,2)) (내트)", h_pq.value),
+            _c("KL(N(0,1) || N(1,2)), nats", "KL(N(0,1) || N(1,2)) (내트)", kl.value),
+            _c(
+                "H(P, Q) - H(P) - KL(P || Q)",
+                "H(P, Q) - H(P) - KL(P || Q)",
+                h_pq.value - h_p.value - kl.value,
+                "0.000000000000",
+            ),
+            _c(
+                "the same KL by numerical integration - closed form",
+                "같은 KL의 수치 적분 - 닫힌 형태",
+                cc.kl_divergence(p, q, method="quad").value - kl.value,
+                "0.00000000",
+            ),
+            _c(
+                "differential entropy of Uniform(0, 1/2): negative",
+                "Uniform(0, 1/2)의 미분 엔트로피: 음수",
+                cc.entropy(stats.uniform(0, 0.5)).value,
+                "-0.6931471806",
+            ),
+        ]
+    pxy = np.array([[0.4, 0.1], [0.1, 0.4]])
+    h_xy = joint_entropy(pxy, base=2)
+    h_x = joint_entropy(pxy, axes=0, base=2)
+    h_y_given_x = conditional_entropy(pxy, target=1, given=0, base=2)
+    checks += [
+        _c(
+            "joint entropy H(X, Y) of [[0.4, 0.1], [0.1, 0.4]], bits",
+            "결합 엔트로피 H(X, Y), [[0.4, 0.1], [0.1, 0.4]] (비트)",
+            h_xy,
+        ),
+        _c("H(X), bits", "H(X) (비트)", h_x),
+        _c("H(Y | X), bits", "H(Y | X) (비트)", h_y_given_x),
+        _c("I(X; Y), bits", "I(X; Y) (비트)", mutual_information(pxy, base=2)),
+        _c(
+            "chain rule: H(X) + H(Y | X) - H(X, Y)",
+            "연쇄 법칙: H(X) + H(Y | X) - H(X, Y)",
+            h_x + h_y_given_x - h_xy,
+            "0.000000000000",
+        ),
+    ]
+    return Section(
+        "continuous",
+        {
+            "en": "Continuous distributions, and joint entropy versus cross-entropy",
+            "ko": "연속 분포, 그리고 결합 엔트로피와 교차 엔트로피",
+        },
+        {
+            "en": "For continuous distributions the sums become integrals: H(P, Q) = -int p log q. Differential "
+            "entropy can be negative. Joint entropy H(X, Y) shares the notation of cross-entropy H(P, Q) but is the "
+            "entropy of ONE distribution over pairs (x, y); the chain rule H(X, Y) = H(X) + H(Y | X) holds, and "
+            "mutual information I(X; Y) = H(X) + H(Y) - H(X, Y).",
+            "ko": "연속 분포에서는 합이 적분이 된다: H(P, Q) = -int p log q. 미분 엔트로피는 음수일 수 있다. "
+            "결합 엔트로피 H(X, Y)는 교차 엔트로피 H(P, Q)와 표기가 같지만 쌍 (x, y)에 대한 하나의 분포의 "
+            "엔트로피이다. 연쇄 법칙 H(X, Y) = H(X) + H(Y | X)가 성립하고, 상호 정보량은 "
+            "I(X; Y) = H(X) + H(Y) - H(X, Y)이다.",
+        },
+        checks,
+    )
+
+
 BUILDERS: list[Callable[[], Section]] = [
     _gentle_introduction,
     _understanding,
@@ -451,6 +526,7 @@ BUILDERS: list[Callable[[], Section]] = [
     _tensorflow,
     _deep_learning,
     _information_entropy,
+    _continuous_and_joint,
 ]
 
 

@@ -121,9 +121,39 @@ def _read_distribution(text: str, name: str) -> np.ndarray[Any, Any]:
     return np.asarray(values)
 
 
+def _compare_continuous(args: argparse.Namespace) -> int:
+    from . import continuous as cc
+
+    p = cc.parse_distribution(args.p)
+    q = cc.parse_distribution(args.q)
+    b = args.base
+    unit = "nats" if b is None else ("bits" if b == 2 else f"log base {b:g}")
+    estimates = {
+        "H(P)": cc.entropy(p, base=b),
+        "H(Q)": cc.entropy(q, base=b),
+        "H(P,Q)": cc.cross_entropy(p, q, base=b),
+        "H(Q,P)": cc.cross_entropy(q, p, base=b),
+        "KL(P||Q)": cc.kl_divergence(p, q, base=b),
+        "KL(Q||P)": cc.kl_divergence(q, p, base=b),
+    }
+    if args.plot:
+        _save_figure(args.plot, lambda ax: _plot().densities(p, q, labels=(args.p, args.q), ax=ax))
+    payload = {
+        "unit": unit,
+        "P": args.p,
+        "Q": args.q,
+        **{k: {"value": e.value, "error": e.error, "method": e.method} for k, e in estimates.items()},
+    }
+    rows = [[k, e.value, e.error, e.method] for k, e in estimates.items()]
+    _print_tables([(f"P = {args.p}, Q = {args.q}", ["quantity", unit, "error", "method"], rows)], args.format, payload)
+    return 0
+
+
 def _compare(args: argparse.Namespace) -> int:
     from ._information import cross_entropy, entropy, js_divergence, kl_divergence
 
+    if args.continuous:
+        return _compare_continuous(args)
     p = _read_distribution(args.p, "P")
     q = _read_distribution(args.q, "Q")
     if p.size != q.size:
@@ -345,10 +375,11 @@ def _tutorial(args: argparse.Namespace) -> int:
         ]
         if args.format == "table":
             from rich.console import Console
+            from rich.markup import escape
 
             console = Console(file=sys.stdout, width=max(100, Console().width))
             for s, table in zip(all_sections, tables, strict=True):
-                console.print(f"\n[bold]{table[0]}[/bold]\n{s.text[lang]}", highlight=False)
+                console.print(f"\n[bold]{escape(table[0])}[/bold]\n{escape(s.text[lang])}", highlight=False)
                 _print_tables([("", table[1], table[2])], "table", None)
         else:
             _print_tables(tables, "csv", None)
@@ -516,11 +547,21 @@ def build_parser() -> argparse.ArgumentParser:
     compare = commands.add_parser(
         "compare",
         help="H(P), H(Q), H(P,Q), H(Q,P), KL both ways and JS of two distributions",
-        epilog="example:\n  crossentropy compare 0.1,0.4,0.5 0.8,0.15,0.05 --base 2 --plot pq.png",
+        epilog="examples:\n  crossentropy compare 0.1,0.4,0.5 0.8,0.15,0.05 --base 2 --plot pq.png\n"
+        "  crossentropy compare --continuous 'norm(0, 1)' 'norm(1, 2)'",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    compare.add_argument("p", metavar="P", help="comma-separated probabilities, or a .npy / text file")
-    compare.add_argument("q", metavar="Q", help="comma-separated probabilities, or a .npy / text file")
+    compare.add_argument(
+        "p",
+        metavar="P",
+        help="comma-separated probabilities, a .npy / text file, or with --continuous a distribution like 'norm(0, 1)'",
+    )
+    compare.add_argument("q", metavar="Q", help="as P")
+    compare.add_argument(
+        "--continuous",
+        action="store_true",
+        help="P and Q are continuous distributions of scipy.stats, e.g. 'norm(0,1)' 'norm(1,2)'",
+    )
     compare.add_argument("--base", type=_base, default=None, help="logarithm base (2 for bits; default nats)")
     compare.add_argument("--names", help="comma-separated event names, e.g. red,green,blue")
     compare.add_argument("--plot", metavar="FILE", help="draw both distributions side by side into FILE")

@@ -27,6 +27,7 @@ from ._validation import InputError, to_numpy
 
 __all__ = [
     "cross_entropy_curve",
+    "densities",
     "distributions",
     "entropy_vs_classes",
     "gradient_magnitude",
@@ -88,6 +89,23 @@ def distributions(
     ax.set_xticks(x, names)
     ax.set_ylabel("probability")
     ax.set_ylim(0, max(1.0, float(max(s.max() for s in series))) * 1.05)
+    ax.legend()
+    return ax
+
+
+def densities(
+    p: Any, q: Any | None = None, *, labels: Sequence[str] = ("P", "Q"), points: int = 400, ax: Axes | None = None
+) -> Axes:
+    """Probability density functions of one or two frozen SciPy distributions."""
+    ax = _axes(ax)
+    dists = [d for d in (p, q) if d is not None]
+    lo = min(float(d.ppf(0.001)) for d in dists)
+    hi = max(float(d.ppf(0.999)) for d in dists)
+    x = np.linspace(lo, hi, points)
+    for d, label in zip(dists, labels, strict=False):
+        ax.plot(x, d.pdf(x), label=label)
+    ax.set_xlabel("x")
+    ax.set_ylabel("density")
     ax.legend()
     return ax
 
