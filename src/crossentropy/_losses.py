@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from . import _kernels
 from . import conventions as _conv
 from ._namespace import asarray, float_dtypes, is_floating, namespace, normalize_axis, quiet, to_dtype
 from ._reduction import check_reduction, reduce
@@ -176,6 +177,139 @@ def _options(
 ) -> tuple[_conv.Convention, float]:
     check_reduction(reduction)
     return _conv.get(convention), check_unit_interval("label_smoothing", label_smoothing)
+
+
+# --- the fused CPU kernels (NumPy inputs) ------------------------------------------------------
+
+_LOGIT_EXACT = (_conv.EXACT, _conv.TORCH, _conv.OPTAX, _conv.KERAS, _conv.TF_KERAS2)
+"""Conventions whose per-sample sparse loss from logits is the exact one (they differ in reductions)."""
+
+
+def _kernel_class_weight(class_weight: object, num_classes: int, dtype: Any) -> tuple[bool, Array | None]:
+    """``(ok, weights)``: class weights as a checked NumPy vector (None if absent).
+
+    ``ok`` is False when they are invalid: the reference path then reports them.
+    """
+    if class_weight is None:
+        return True, None
+    try:
+        cw = np.asarray(class_weight, dtype=dtype)
+    except (TypeError, ValueError):
+        return False, None
+    return cw.shape == (num_classes,) and bool(np.all(np.isfinite(cw) & (cw >= 0))), cw
+
+
+def _fast_sparse(
+    labels: object,
+    y_pred: object,
+    axis: int,
+    from_logits: bool,
+    ignore: int | None,
+    class_weight: object,
+    label_smoothing: float,
+    z_loss: float,
+    conv: _conv.Convention,
+) -> _Losses | None:
+    """Per-sample sparse losses from the fused kernel, or None when it does not apply."""
+    if not (from_logits and conv in _LOGIT_EXACT and _kernels.usable(y_pred, labels)):
+        return None
+    assert isinstance(y_pred, np.ndarray) and isinstance(labels, np.ndarray)
+    if y_pred.ndim < 1 or labels.dtype.kind not in "iu" or labels.shape != y_pred.shape[:-1]:
+        return None
+    if normalize_axis(axis, y_pred.ndim, "y_pred") != y_pred.ndim - 1 or y_pred.shape[-1] == 0:
+        return None
+    ok, cw = _kernel_class_weight(class_weight, y_pred.shape[-1], y_pred.dtype)
+    if not ok:
+        return None
+    inside = None if conv.class_weight_as_sample_weight else cw
+    values = _kernels.sparse(
+        y_pred.reshape(-1, y_pred.shape[-1]),
+        labels.reshape(-1),
+        ignore_index=ignore,
+        class_weight=inside,
+        label_smoothing=label_smoothing,
+        z_loss=z_loss,
+    )
+    if values is None:
+        return None
+    valid = None if ignore is None else labels != ignore
+    safe = labels if valid is None else np.where(valid, labels, 0)
+    weight = None if cw is None else cw[safe]
+    return _Losses(values.reshape(labels.shape), class_weight=weight, valid=valid)
+
+
+def _fast_categorical(
+    y_true: object,
+    y_pred: object,
+    axis: int,
+    from_logits: bool,
+    class_weight: object,
+    label_smoothing: float,
+    conv: _conv.Convention,
+    validate: bool,
+) -> _Losses | None:
+    """Per-sample categorical losses (soft targets, logits, exact convention) from the fused kernel."""
+    if not (from_logits and conv is _conv.EXACT and _kernels.usable(y_true, y_pred)):
+        return None
+    assert isinstance(y_pred, np.ndarray) and isinstance(y_true, np.ndarray)
+    if y_pred.ndim < 1 or y_true.shape != y_pred.shape or y_true.dtype != y_pred.dtype or y_pred.shape[-1] == 0:
+        return None
+    if normalize_axis(axis, y_pred.ndim, "y_pred") != y_pred.ndim - 1:
+        return None
+    ok, cw = _kernel_class_weight(class_weight, y_pred.shape[-1], y_pred.dtype)
+    if not ok:
+        return None
+    c = y_pred.shape[-1]
+    result = _kernels.soft(
+        y_pred.reshape(-1, c),
+        y_true.reshape(-1, c),
+        class_weight=cw,
+        label_smoothing=label_smoothing,
+        check_sums=validate,
+        tol=sum_tolerance(np, y_pred.dtype),
+    )
+    if result is None:
+        return None
+    values, class_of = result
+    shape = y_pred.shape[:-1]
+    return _Losses(values.reshape(shape), class_weight=None if cw is None else class_of.reshape(shape))
+
+
+def _fast_binary(
+    y_true: object,
+    y_pred: object,
+    from_logits: bool,
+    pos_weight: object,
+    label_smoothing: float,
+    conv: _conv.Convention,
+) -> Array | None:
+    """Elementwise exact binary cross-entropy from the fused kernel, or None."""
+    if conv is not _conv.EXACT or not _kernels.usable(y_true, y_pred):
+        return None
+    assert isinstance(y_pred, np.ndarray) and isinstance(y_true, np.ndarray)
+    if y_pred.dtype not in (np.float32, np.float64) or y_true.shape != y_pred.shape:
+        return None
+    if y_true.dtype.kind not in "biuf" or (y_true.dtype.kind == "f" and y_true.dtype != y_pred.dtype):
+        return None
+    if pos_weight is None:
+        pw = 1.0
+    elif isinstance(pos_weight, (int, float, np.number)) and not isinstance(pos_weight, bool):
+        pw = float(pos_weight)
+        if not (pw >= 0 and np.isfinite(pw)):
+            return None
+    else:
+        return None
+    return _kernels.binary(
+        y_true.astype(y_pred.dtype, copy=False),
+        y_pred,
+        from_logits=from_logits,
+        pos_weight=pw,
+        label_smoothing=label_smoothing,
+    )
+
+
+def _sample_weight(xp: ModuleType, sample_weight: object, like: Array) -> Array | None:
+    return None if sample_weight is None else asarray(xp, sample_weight, "sample_weight", like=like)
 
 
 # --- binary ------------------------------------------------------------------------------------
@@ -550,6 +684,20 @@ def categorical_cross_entropy(
     """
     conv, ls = _options(label_smoothing, reduction, convention)
     conv.require("categorical", label_smoothing=ls > 0, class_weight=class_weight is not None)
+    fast = _fast_categorical(y_true, y_pred, axis, from_logits, class_weight, ls, conv, validate)
+    if fast is not None:
+        xp = namespace(fast.values)
+        assert isinstance(y_pred, np.ndarray)
+        return _reduce(
+            xp,
+            conv,
+            "categorical",
+            fast,
+            _sample_weight(xp, sample_weight, fast.values),
+            reduction,
+            y_pred.dtype,
+            validate,
+        )
     xp, y, x, cw, sw, ax, out, dtype = _categorical_inputs(
         y_true, y_pred, class_weight, sample_weight, axis, from_logits, conv, validate
     )
@@ -727,6 +875,13 @@ def sparse_categorical_cross_entropy(
     if ignore_index is not None and (isinstance(ignore_index, bool) or not isinstance(ignore_index, (int, np.integer))):
         raise InputError(f"ignore_index must be an integer or None, got {ignore_index!r}")
     ignore = ignore_index if ignore_index is not None else conv.default_ignore_index
+    fast = _fast_sparse(labels, y_pred, axis, from_logits, ignore, class_weight, ls, z, conv)
+    if fast is not None:
+        xp = namespace(fast.values)
+        assert isinstance(y_pred, np.ndarray)
+        return _reduce(
+            xp, conv, "sparse", fast, _sample_weight(xp, sample_weight, fast.values), reduction, y_pred.dtype, validate
+        )
     xp, t, x, cw, sw, ax, out, dtype = _sparse_inputs(
         labels, y_pred, class_weight, sample_weight, axis, from_logits, ignore, conv, validate
     )

@@ -38,18 +38,23 @@ from types import ModuleType
 from typing import Any
 
 import array_api_compat
+import numpy as np
 
+from . import _kernels
 from . import conventions as _conv
 from ._losses import (
     _along,
     _binary_inputs,
     _categorical_inputs,
+    _kernel_class_weight,
     _Losses,
     _options,
+    _reduce,
     _sparse_inputs,
     _weights,
 )
-from ._namespace import quiet, to_dtype
+from ._losses import sparse_categorical_cross_entropy as _sparse_loss
+from ._namespace import normalize_axis, quiet, to_dtype
 from ._special import log_softmax, logsumexp
 from ._validation import InputError, check_nonnegative, check_unit_interval
 
@@ -61,6 +66,7 @@ __all__ = [
     "categorical_cross_entropy",
     "categorical_focal_loss",
     "sparse_categorical_cross_entropy",
+    "sparse_categorical_cross_entropy_value_and_grad",
 ]
 
 
@@ -249,38 +255,16 @@ def categorical_cross_entropy(
     return to_dtype(xp, g * xp.expand_dims(scale, axis=ax), out)
 
 
-@quiet
-def sparse_categorical_cross_entropy(
-    labels: Array,
-    y_pred: Array,
-    /,
-    *,
-    axis: int = -1,
-    from_logits: bool = False,
-    ignore_index: int | None = None,
-    class_weight: Array | None = None,
-    sample_weight: Array | None = None,
-    label_smoothing: float = 0.0,
-    z_loss: float = 0.0,
-    reduction: str = "mean",
-    convention: str | _conv.Convention = "exact",
-    validate: bool = True,
-) -> Array:
-    """Gradient of :func:`crossentropy.sparse_categorical_cross_entropy` with respect to ``y_pred``.
-
-    From logits ``sum_c a_c softmax(x) - a + 2 z logsumexp(x) softmax(x)``
-    with ``a = (1 - eps) w_y onehot(y) + eps / C w``; rows of ignored labels
-    are 0.
-
-    Examples
-    --------
-    >>> import crossentropy as ce
-    >>> g = ce.grad.sparse_categorical_cross_entropy([1, -100], [[0.0, 0.0], [3.0, 1.0]], from_logits=True,
-    ...                                              ignore_index=-100)
-    >>> print(g)
-    [[ 0.5 -0.5]
-     [ 0.   0. ]]
-    """
+def _sparse_options(
+    convention: str | _conv.Convention,
+    label_smoothing: float,
+    reduction: str,
+    z_loss: float,
+    from_logits: bool,
+    class_weight: object,
+    ignore_index: int | None,
+) -> tuple[_conv.Convention, float, float, int | None]:
+    """Checked options of the sparse gradient: convention, smoothing, z-loss, effective ignore_index."""
     conv, ls = _options(label_smoothing, reduction, convention)
     conv = _differentiable(conv, from_logits)
     z = check_nonnegative("z_loss", z_loss)
@@ -293,7 +277,84 @@ def sparse_categorical_cross_entropy(
     )
     if z > 0 and not from_logits:
         raise InputError("z_loss needs logits: pass from_logits=True")
-    ignore = ignore_index if ignore_index is not None else conv.default_ignore_index
+    return conv, ls, z, ignore_index if ignore_index is not None else conv.default_ignore_index
+
+
+def _fast_value_and_grad(
+    labels: object,
+    logits: object,
+    axis: int,
+    ignore: int | None,
+    class_weight: object,
+    sample_weight: object,
+    ls: float,
+    z: float,
+    conv: _conv.Convention,
+    reduction: str,
+    validate: bool,
+    out: Any,
+) -> tuple[Array, Array] | None:
+    """Loss and gradient in one pass of the fused CPU kernel (NumPy logits), or None."""
+    if not _kernels.usable(logits, labels):
+        return None
+    assert isinstance(logits, np.ndarray) and isinstance(labels, np.ndarray)
+    if logits.ndim < 1 or labels.dtype.kind not in "iu" or labels.shape != logits.shape[:-1]:
+        return None
+    if normalize_axis(axis, logits.ndim, "y_pred") != logits.ndim - 1 or logits.shape[-1] == 0:
+        return None
+    if not logits.flags.c_contiguous or (out is not None and not isinstance(out, np.ndarray)):
+        return None
+    ok, cw = _kernel_class_weight(class_weight, logits.shape[-1], logits.dtype)
+    if not ok:
+        return None
+    valid = None if ignore is None else labels != ignore
+    safe = labels if valid is None else np.where(valid, labels, 0)
+    weight = None if cw is None else cw[safe]
+    xp = array_api_compat.array_namespace(logits)
+    sw = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    shape = _Losses(np.ones(labels.shape), class_weight=weight, valid=valid)
+    try:
+        row_scale = np.broadcast_to(_scale(xp, conv, "sparse", shape, sw, reduction, validate), labels.shape)
+    except InputError:
+        return None
+    grad = np.empty_like(logits) if out is None else out
+    c = logits.shape[-1]
+    values = _kernels.sparse(
+        logits.reshape(-1, c),
+        labels.reshape(-1),
+        ignore_index=ignore,
+        class_weight=cw,
+        label_smoothing=ls,
+        z_loss=z,
+        grad_out=grad.reshape(-1, c) if grad.flags.c_contiguous else grad,
+        row_scale=row_scale.reshape(-1),
+    )
+    if values is None:
+        if out is not None and np.shares_memory(out, logits):
+            # rows already overwritten hold finite gradients; the checks find the untouched bad row
+            _sparse_inputs(labels, logits, class_weight, sample_weight, axis, True, ignore, conv, True)
+            raise InputError("invalid logits or labels: the gradient could only be partly written into out")
+        return None
+    losses = _Losses(values.reshape(labels.shape), class_weight=weight, valid=valid)
+    loss = _reduce(xp, conv, "sparse", losses, sw, reduction, logits.dtype, validate)
+    return loss, grad
+
+
+def _reference_grad(
+    labels: object,
+    y_pred: object,
+    axis: int,
+    from_logits: bool,
+    ignore: int | None,
+    class_weight: object,
+    sample_weight: object,
+    ls: float,
+    z: float,
+    conv: _conv.Convention,
+    reduction: str,
+    validate: bool,
+) -> Array:
+    """The sparse gradient on any array namespace."""
     xp, t, x, cw, sw, ax, out, _ = _sparse_inputs(
         labels, y_pred, class_weight, sample_weight, axis, from_logits, ignore, conv, validate
     )
@@ -316,6 +377,124 @@ def sparse_categorical_cross_entropy(
     if valid is not None:
         g = xp.where(xp.expand_dims(valid, axis=ax), g, 0.0)
     return to_dtype(xp, g, out)
+
+
+@quiet
+def sparse_categorical_cross_entropy(
+    labels: Array,
+    y_pred: Array,
+    /,
+    *,
+    axis: int = -1,
+    from_logits: bool = False,
+    ignore_index: int | None = None,
+    class_weight: Array | None = None,
+    sample_weight: Array | None = None,
+    label_smoothing: float = 0.0,
+    z_loss: float = 0.0,
+    reduction: str = "mean",
+    convention: str | _conv.Convention = "exact",
+    validate: bool = True,
+) -> Array:
+    """Gradient of :func:`crossentropy.sparse_categorical_cross_entropy` with respect to ``y_pred``.
+
+    From logits ``sum_c a_c softmax(x) - a + 2 z logsumexp(x) softmax(x)``
+    with ``a = (1 - eps) w_y onehot(y) + eps / C w``; rows of ignored labels
+    are 0. NumPy logits take the fused CPU kernel.
+
+    Examples
+    --------
+    >>> import crossentropy as ce
+    >>> g = ce.grad.sparse_categorical_cross_entropy([1, -100], [[0.0, 0.0], [3.0, 1.0]], from_logits=True,
+    ...                                              ignore_index=-100)
+    >>> print(g)
+    [[ 0.5 -0.5]
+     [ 0.   0. ]]
+    """
+    conv, ls, z, ignore = _sparse_options(
+        convention, label_smoothing, reduction, z_loss, from_logits, class_weight, ignore_index
+    )
+    if from_logits:
+        fast = _fast_value_and_grad(
+            labels, y_pred, axis, ignore, class_weight, sample_weight, ls, z, conv, reduction, validate, None
+        )
+        if fast is not None:
+            return fast[1]
+    return _reference_grad(
+        labels, y_pred, axis, from_logits, ignore, class_weight, sample_weight, ls, z, conv, reduction, validate
+    )
+
+
+@quiet
+def sparse_categorical_cross_entropy_value_and_grad(
+    labels: Array,
+    logits: Array,
+    /,
+    *,
+    axis: int = -1,
+    ignore_index: int | None = None,
+    class_weight: Array | None = None,
+    sample_weight: Array | None = None,
+    label_smoothing: float = 0.0,
+    z_loss: float = 0.0,
+    reduction: str = "mean",
+    convention: str | _conv.Convention = "exact",
+    validate: bool = True,
+    out: Array | None = None,
+) -> tuple[Array, Array]:
+    """The sparse cross-entropy of logits and its gradient, in one pass for NumPy inputs.
+
+    Returns ``(loss, grad)`` as :func:`crossentropy.sparse_categorical_cross_entropy`
+    and :func:`sparse_categorical_cross_entropy` would (``from_logits=True``).
+    For C-contiguous NumPy logits the fused CPU kernel reads each row once
+    (the second read of a row hits the cache) and writes the gradient.
+
+    Parameters
+    ----------
+    out : array, optional
+        Where to write the gradient: a caller-supplied array of the logits'
+        shape and dtype, or the logits array itself to overwrite it in place
+        (then, on invalid input, ``out`` is left partly written and
+        InputError is raised).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import crossentropy as ce
+    >>> logits = np.array([[2.0, 1.0, 0.1], [0.5, 2.5, 0.3]])
+    >>> loss, grad = ce.grad.sparse_categorical_cross_entropy_value_and_grad([0, 1], logits, out=logits)
+    >>> print(f"{loss:.6f}", grad is logits)
+    0.318540 True
+    """
+    conv, ls, z, ignore = _sparse_options(
+        convention, label_smoothing, reduction, z_loss, True, class_weight, ignore_index
+    )
+    fast = _fast_value_and_grad(
+        labels, logits, axis, ignore, class_weight, sample_weight, ls, z, conv, reduction, validate, out
+    )
+    if fast is not None:
+        return fast
+    loss = _sparse_loss(
+        labels,
+        logits,
+        axis=axis,
+        from_logits=True,
+        ignore_index=ignore_index,
+        class_weight=class_weight,
+        sample_weight=sample_weight,
+        label_smoothing=label_smoothing,
+        z_loss=z_loss,
+        reduction=reduction,
+        convention=conv,
+        validate=validate,
+    )
+    g = _reference_grad(
+        labels, logits, axis, True, ignore, class_weight, sample_weight, ls, z, conv, reduction, validate
+    )
+    if out is None:
+        return loss, g
+    out[...] = g
+    return loss, out
 
 
 @quiet
