@@ -18,7 +18,7 @@ from . import _kernels
 from . import conventions as _conv
 from ._namespace import asarray, float_dtypes, is_floating, namespace, normalize_axis, quiet, to_dtype
 from ._reduction import check_reduction, reduce
-from ._special import logsumexp
+from ._special import _shifted_lse, logsumexp
 from ._validation import (
     InputError,
     check_binary_targets,
@@ -597,6 +597,20 @@ def _log_q(
     return conv.log_probs(xp, x, ax, dtype, sparse=sparse)
 
 
+def _log_q_parts(
+    xp: ModuleType, conv: _conv.Convention, x: Array, ax: int, dtype: Any, from_logits: bool
+) -> tuple[Array, Array | None]:
+    """``(log q, None)``, or for a plain log-softmax ``(x - max, log sum exp(x - max))``.
+
+    Keeping the two parts apart lets ``-sum a log q`` be summed as
+    ``sum a (max - x) + shift sum a``: terms of one sign, so no cancellation.
+    """
+    if from_logits and type(conv).log_softmax is _conv.Convention.log_softmax:
+        _, z, shift = _shifted_lse(xp, x, ax)
+        return z, shift
+    return _log_q(xp, conv, x, ax, dtype, from_logits, sparse=False), None
+
+
 def _categorical_losses(
     xp: ModuleType,
     conv: _conv.Convention,
@@ -605,14 +619,20 @@ def _categorical_losses(
     cw: Array | None,
     ax: int,
     label_smoothing: float,
+    shift: Array | None = None,
 ) -> _Losses:
-    """``-sum_c w_c y'_c log q_c`` per sample, and each sample's class weight."""
+    """``-sum_c w_c y'_c log q_c`` per sample, and each sample's class weight.
+
+    With ``shift``, ``log_q`` holds ``x - max`` and the log-probabilities are
+    ``log_q - shift``.
+    """
     smoothed = conv.smooth_categorical(y, label_smoothing, log_q.shape[ax])
-    if cw is None:
-        return _Losses(0.0 - xp.sum(conv.product(xp, smoothed, log_q), axis=ax))
-    w = _along(xp, cw, ax, y.ndim)
-    inside = smoothed if conv.class_weight_as_sample_weight else smoothed * w
-    return _Losses(0.0 - xp.sum(conv.product(xp, inside, log_q), axis=ax), class_weight=xp.sum(y * w, axis=ax))
+    w = None if cw is None else _along(xp, cw, ax, y.ndim)
+    inside = smoothed if w is None or conv.class_weight_as_sample_weight else smoothed * w
+    values = 0.0 - xp.sum(conv.product(xp, inside, log_q), axis=ax)
+    if shift is not None:
+        values = values + xp.squeeze(shift, axis=ax) * xp.sum(inside, axis=ax)
+    return _Losses(values, class_weight=None if w is None else xp.sum(y * w, axis=ax))
 
 
 @quiet
@@ -701,8 +721,8 @@ def categorical_cross_entropy(
     xp, y, x, cw, sw, ax, out, dtype = _categorical_inputs(
         y_true, y_pred, class_weight, sample_weight, axis, from_logits, conv, validate
     )
-    log_q = _log_q(xp, conv, x, ax, dtype, from_logits, sparse=False)
-    losses = _categorical_losses(xp, conv, y, log_q, cw, ax, ls)
+    log_q, shift = _log_q_parts(xp, conv, x, ax, dtype, from_logits)
+    losses = _categorical_losses(xp, conv, y, log_q, cw, ax, ls, shift)
     return _reduce(xp, conv, "categorical", losses, sw, reduction, out, validate)
 
 

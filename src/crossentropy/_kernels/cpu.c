@@ -197,17 +197,22 @@ int64_t ce_soft_##S(const T* x, const T* yt, int64_t n, int64_t v, const T* cw, 
         const T* t = yt + i * v;                                                                             \
         double mx, shift;                                                                                    \
         if (row_lse_##S(r, v, &mx, &shift, 0, 0, 0)) { bad_rows++; continue; }                               \
-        double acc = 0.0, ysum = 0.0, cls = 0.0;                                                             \
+        double acc = 0.0, carry = 0.0, total = 0.0, ysum = 0.0, cls = 0.0;                                   \
         int badt = 0;                                                                                        \
         for (int64_t j = 0; j < v; j++) {                                                                    \
             double yj = (double)t[j];                                                                        \
             badt |= !(yj >= 0.0 && yj <= 1.0);                                                               \
             double w = cw ? (double)cw[j] : 1.0;                                                             \
             double a = w * ((1.0 - eps) * yj + eps / (double)v);                                             \
-            acc += a == 0.0 ? 0.0 : a * ((mx - (double)r[j]) + shift);                                       \
+            double term = a == 0.0 ? 0.0 : a * (mx - (double)r[j]);                                          \
+            double sum = acc + term;                                                                         \
+            carry += fabs(acc) >= fabs(term) ? (acc - sum) + term : (term - sum) + acc;                      \
+            acc = sum;                                                                                       \
+            total += a;                                                                                      \
             ysum += yj;                                                                                      \
             cls += w * yj;                                                                                   \
         }                                                                                                    \
+        acc = (acc + carry) + total * shift;                                                                 \
         if (badt || (check_sums && !(fabs(ysum - 1.0) <= tol))) { bad_rows++; continue; }                    \
         loss[i] = acc;                                                                                       \
         class_of[i] = cls;                                                                                   \
