@@ -8,6 +8,7 @@ with the (smoothed, weighted) targets, then reduce. The conventions
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -164,6 +165,11 @@ def _reduce(
     validate: bool,
 ) -> Array:
     """Weight, reduce and cast the per-sample losses the convention's way."""
+    if sample_weight is None and losses.class_weight is None and losses.valid is None:
+        # unweighted: every convention's mean divides by the count
+        count = float(math.prod(losses.values.shape))
+        result = reduce(xp, losses.values, reduction, count, empty_is_zero=conv.empty_mean_is_zero)
+        return to_dtype(xp, result, out_dtype)
     weight, denominator = _weights(xp, conv, kind, losses, sample_weight, reduction, validate)
     weighted = conv.product(xp, weight, losses.values)
     if losses.valid is not None:
@@ -459,6 +465,12 @@ def binary_cross_entropy(
         label_smoothing=ls > 0,
         pos_weight=pos_weight is not None,
     )
+    fast = _fast_binary(y_true, y_pred, from_logits, pos_weight, ls, conv)
+    if fast is not None:
+        xp = namespace(fast)
+        return _reduce(
+            xp, conv, "binary", _Losses(fast), _sample_weight(xp, sample_weight, fast), reduction, fast.dtype, validate
+        )
     xp, y, p, pw, sw, out, dtype = _binary_inputs(y_true, y_pred, pos_weight, sample_weight, from_logits, validate)
     y = conv.smooth_binary(y, ls)
     elements = _binary_elements(xp, conv, y, p, pw, from_logits, dtype)

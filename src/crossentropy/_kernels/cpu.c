@@ -10,8 +10,9 @@
  * non-maximal entries (plus ties - 1), so the log-probability of a dominant class
  * keeps its relative accuracy, as in the reference path (_special.py).
  *
- * Vector math: when CE_LIBMVEC is defined, exp/log/log1p are declared
- * "omp declare simd" so GCC vectorises the loops with glibc's libmvec (<= 4 ulp).
+ * Vector math: when CE_LIBMVEC is defined, expf/logf/log1pf are declared
+ * "omp declare simd" so GCC vectorises the float loops with glibc's libmvec; float64
+ * kernels call the scalar (< 1 ulp) functions.
  *
  * Each kernel returns the number of invalid rows or elements it met (NaN, +inf
  * logits, probabilities outside [0, 1], rows not summing to 1, labels out of
@@ -26,18 +27,14 @@
 #endif
 
 #ifdef CE_LIBMVEC
+/* float only: the vector variants of the double functions are up to 4 ulp, the scalar ones < 1 ulp,
+   and float64 results must stay within 2 ulp of the reference path */
 #pragma omp declare simd notinbranch
 extern float expf(float);
 #pragma omp declare simd notinbranch
-extern double exp(double);
-#pragma omp declare simd notinbranch
 extern float logf(float);
 #pragma omp declare simd notinbranch
-extern double log(double);
-#pragma omp declare simd notinbranch
 extern float log1pf(float);
-#pragma omp declare simd notinbranch
-extern double log1p(double);
 #endif
 
 #define BLOCK 2048
@@ -95,13 +92,28 @@ static int row_lse_##S(const T* r, int64_t v, double* mx, double* shift, double*
         }                                                                                                    \
         if (m == -INFINITY) continue;                                                                        \
         double brest = 0.0, bties = 0.0;                                                                     \
-        _Pragma("omp simd reduction(+:brest, bties)")                                                        \
-        for (int64_t j = b; j < e; j++) {                                                                    \
-            T z = r[j] - m;                                                                                  \
-            T ez = EXP(z);                                                                                   \
-            int at_max = z == (T)0;                                                                          \
-            brest += at_max ? 0.0 : (double)ez;                                                              \
-            bties += at_max ? 1.0 : 0.0;                                                                     \
+        if (sizeof(T) == sizeof(double)) {                                                                   \
+            /* float64: a compensated sum, to stay within 2 ulp of the reference's pairwise sum */           \
+            double carry = 0.0;                                                                              \
+            for (int64_t j = b; j < e; j++) {                                                                \
+                T z = r[j] - m;                                                                              \
+                int at_max = z == (T)0;                                                                      \
+                double term = at_max ? 0.0 : (double)EXP(z);                                                 \
+                double sum = brest + term;                                                                   \
+                carry += fabs(brest) >= fabs(term) ? (brest - sum) + term : (term - sum) + brest;            \
+                brest = sum;                                                                                 \
+                bties += at_max ? 1.0 : 0.0;                                                                 \
+            }                                                                                                \
+            brest += carry;                                                                                  \
+        } else {                                                                                             \
+            _Pragma("omp simd reduction(+:brest, bties)")                                                    \
+            for (int64_t j = b; j < e; j++) {                                                                \
+                T z = r[j] - m;                                                                              \
+                T ez = EXP(z);                                                                               \
+                int at_max = z == (T)0;                                                                      \
+                brest += at_max ? 0.0 : (double)ez;                                                          \
+                bties += at_max ? 1.0 : 0.0;                                                                 \
+            }                                                                                                \
         }                                                                                                    \
         rest += brest;                                                                                       \
         ties += bties;                                                                                       \
@@ -134,7 +146,8 @@ int64_t ce_sparse_##S(const T* x, int64_t n, int64_t v, const int64_t* labels, i
                       int64_t ignore, const T* cw, double cw_sum, double eps, double z, double* loss,        \
                       T* grad, const double* row_scale, int nthreads) {                                      \
     int64_t bad_rows = 0;                                                                                    \
-    _Pragma("omp parallel for num_threads(nthreads) reduction(+:bad_rows) schedule(dynamic, 16)")           \
+    int64_t chunk = v >= 4096 ? 4 : 16384 / v;                                                               \
+    _Pragma("omp parallel for num_threads(nthreads) reduction(+:bad_rows) schedule(dynamic, chunk)")        \
     for (int64_t i = 0; i < n; i++) {                                                                        \
         const T* r = x + i * v;                                                                              \
         int64_t y = labels[i];                                                                               \
@@ -191,7 +204,8 @@ int64_t ce_sparse_##S(const T* x, int64_t n, int64_t v, const int64_t* labels, i
 int64_t ce_soft_##S(const T* x, const T* yt, int64_t n, int64_t v, const T* cw, double eps, int check_sums,  \
                     double tol, double* loss, double* class_of, int nthreads) {                              \
     int64_t bad_rows = 0;                                                                                    \
-    _Pragma("omp parallel for num_threads(nthreads) reduction(+:bad_rows) schedule(dynamic, 16)")           \
+    int64_t chunk = v >= 4096 ? 4 : 16384 / v;                                                               \
+    _Pragma("omp parallel for num_threads(nthreads) reduction(+:bad_rows) schedule(dynamic, chunk)")        \
     for (int64_t i = 0; i < n; i++) {                                                                        \
         const T* r = x + i * v;                                                                              \
         const T* t = yt + i * v;                                                                             \
@@ -212,51 +226,12 @@ int64_t ce_soft_##S(const T* x, const T* yt, int64_t n, int64_t v, const T* cw, 
             ysum += yj;                                                                                      \
             cls += w * yj;                                                                                   \
         }                                                                                                    \
-        acc = (acc + carry) + total * shift;                                                                 \
+        acc = (isinf(acc) ? acc : acc + carry) + total * shift; /* an infinite term makes the carry NaN */ \
         if (badt || (check_sums && !(fabs(ysum - 1.0) <= tol))) { bad_rows++; continue; }                    \
         loss[i] = acc;                                                                                       \
         class_of[i] = cls;                                                                                   \
     }                                                                                                        \
     return bad_rows;                                                                                         \
-}                                                                                                            \
-                                                                                                             \
-/* Binary cross-entropy, elementwise: -(pw y log p + (1-y) log(1-p)) with 0 log 0 = 0, the targets          \
-   smoothed as y (1 - eps) + eps / 2. From logits log p = -log(1+e^-x), log(1-p) = -log(1+e^x).            \
-   Returns the number of invalid elements (targets or probabilities outside [0, 1], NaN logits). */          \
-int64_t ce_binary_##S(const T* y, const T* p, int64_t n, int from_logits, double pw, double eps,           \
-                      T* out, int nthreads) {                                                                \
-    int64_t bad = 0;                                                                                         \
-    _Pragma("omp parallel for num_threads(nthreads) reduction(+:bad) schedule(static)")                     \
-    for (int64_t b = 0; b < n; b += 16384) {                                                                 \
-        int64_t e = b + 16384 < n ? b + 16384 : n;                                                           \
-        int64_t bb = 0;                                                                                      \
-        if (from_logits) {                                                                                   \
-            _Pragma("omp simd reduction(+:bb)")                                                              \
-            for (int64_t j = b; j < e; j++) {                                                                \
-                T yj = y[j], xj = p[j];                                                                      \
-                bb += !(yj >= (T)0 && yj <= (T)1) || (xj != xj);                                             \
-                T ys = yj * (T)(1.0 - eps) + (T)(eps / 2.0);                                                 \
-                T sp = LOG1P(EXP(xj < (T)0 ? xj : -xj));                                                    \
-                T lp = -((xj < (T)0 ? -xj : (T)0) + sp);                                                     \
-                T lq = -((xj > (T)0 ? xj : (T)0) + sp);                                                      \
-                T pos = ys * (T)pw;                                                                          \
-                out[j] = -((pos == (T)0 ? (T)0 : pos * lp) + (ys == (T)1 ? (T)0 : ((T)1 - ys) * lq));        \
-            }                                                                                                \
-        } else {                                                                                             \
-            _Pragma("omp simd reduction(+:bb)")                                                              \
-            for (int64_t j = b; j < e; j++) {                                                                \
-                T yj = y[j], pj = p[j];                                                                      \
-                bb += !(yj >= (T)0 && yj <= (T)1) || !(pj >= (T)0 && pj <= (T)1);                            \
-                T ys = yj * (T)(1.0 - eps) + (T)(eps / 2.0);                                                 \
-                T pos = ys * (T)pw;                                                                          \
-                T lp = LOG(pj);                                                                              \
-                T lq = LOG1P(-pj);                                                                           \
-                out[j] = -((pos == (T)0 ? (T)0 : pos * lp) + (ys == (T)1 ? (T)0 : ((T)1 - ys) * lq));        \
-            }                                                                                                \
-        }                                                                                                    \
-        bad += bb;                                                                                           \
-    }                                                                                                        \
-    return bad;                                                                                              \
 }                                                                                                            \
                                                                                                              \
 /* Row-wise information measures of probabilities: kind 0 entropy of p, 1 cross-entropy H(p, q),            \
@@ -265,13 +240,12 @@ int64_t ce_binary_##S(const T* y, const T* p, int64_t n, int from_logits, double
 int64_t ce_info_##S(const T* p, const T* q, int64_t n, int64_t v, int kind, int check_sums, double tol,     \
                     double* out, int nthreads) {                                                             \
     int64_t bad_rows = 0;                                                                                    \
-    _Pragma("omp parallel for num_threads(nthreads) reduction(+:bad_rows) schedule(dynamic, 64)")           \
+    _Pragma("omp parallel for num_threads(nthreads) reduction(+:bad_rows) schedule(dynamic, v >= 4096 ? 4 : 16384 / v)")           \
     for (int64_t i = 0; i < n; i++) {                                                                        \
         const T* a = p + i * v;                                                                              \
         const T* b = q ? q + i * v : a;                                                                      \
-        double acc = 0.0, sa = 0.0, sb = 0.0;                                                                \
+        double acc = 0.0, carry = 0.0, sa = 0.0, sb = 0.0;                                                   \
         int64_t bad = 0;                                                                                     \
-        _Pragma("omp simd reduction(+:acc, sa, sb, bad)")                                                    \
         for (int64_t j = 0; j < v; j++) {                                                                    \
             double pj = (double)a[j], qj = (double)b[j];                                                     \
             bad += !(pj >= 0.0 && pj <= 1.0) || !(qj >= 0.0 && qj <= 1.0);                                   \
@@ -285,8 +259,12 @@ int64_t ce_info_##S(const T* p, const T* q, int64_t n, int64_t v, int kind, int 
             } else {                                                                                         \
                 term = -pj * log(qj);                                                                        \
             }                                                                                                \
-            acc += pj == 0.0 ? 0.0 : term;                                                                   \
+            term = pj == 0.0 ? 0.0 : term;                                                                   \
+            double sum = acc + term;                                                                         \
+            carry += fabs(acc) >= fabs(term) ? (acc - sum) + term : (term - sum) + acc;                      \
+            acc = sum;                                                                                       \
         }                                                                                                    \
+        acc = isinf(acc) ? acc : acc + carry; /* an infinite term makes the carry NaN */                    \
         if (bad || (check_sums && (!(fabs(sa - 1.0) <= tol) || !(fabs(sb - 1.0) <= tol)))) {                 \
             bad_rows++;                                                                                      \
             continue;                                                                                        \
@@ -298,3 +276,36 @@ int64_t ce_info_##S(const T* p, const T* q, int64_t n, int64_t v, int kind, int 
 
 KERNELS(float, f32, expf, logf, log1pf)
 KERNELS(double, f64, exp, log, log1p)
+
+/* Binary cross-entropy, elementwise: -(pw y log p + (1-y) log(1-p)) with 0 log 0 = 0, the targets
+   smoothed as y (1 - eps) + eps / 2 (rounded to T, as the reference path does); from logits
+   log p = -softplus(-x), log(1-p) = -softplus(x). Computed in double with scalar libm (< 1 ulp) and
+   only the log terms a hard label needs. Returns the number of invalid elements (targets or
+   probabilities outside [0, 1], NaN logits). */
+#define BINARY(T, S)                                                                                         \
+int64_t ce_binary_##S(const T* y, const T* p, int64_t n, int from_logits, double pw, double eps, T* out,    \
+                      int nthreads) {                                                                        \
+    int64_t bad = 0;                                                                                         \
+    _Pragma("omp parallel for num_threads(nthreads) reduction(+:bad) schedule(static)")                     \
+    for (int64_t j = 0; j < n; j++) {                                                                        \
+        T yj = y[j], xj0 = p[j];                                                                             \
+        T yst = yj * (T)(1.0 - eps) + (T)(eps / 2.0);                                                        \
+        double xj = (double)xj0, ys = (double)yst, pos = (double)(yst * (T)pw), rest = (double)((T)1 - yst); \
+        double lp = 0.0, lq = 0.0;                                                                           \
+        if (from_logits) {                                                                                   \
+            bad += !(yj >= (T)0 && yj <= (T)1) || (xj != xj);                                                \
+            double sp = log1p(exp(xj < 0.0 ? xj : -xj));                                                     \
+            if (pos != 0.0) lp = -((xj < 0.0 ? -xj : 0.0) + sp);                                             \
+            if (ys != 1.0) lq = -((xj > 0.0 ? xj : 0.0) + sp);                                               \
+        } else {                                                                                             \
+            bad += !(yj >= (T)0 && yj <= (T)1) || !(xj >= 0.0 && xj <= 1.0);                                 \
+            if (pos != 0.0) lp = log(xj);                                                                    \
+            if (ys != 1.0) lq = log1p(-xj);                                                                  \
+        }                                                                                                    \
+        out[j] = (T)-((pos == 0.0 ? 0.0 : pos * lp) + (ys == 1.0 ? 0.0 : rest * lq));                       \
+    }                                                                                                        \
+    return bad;                                                                                              \
+}
+
+BINARY(float, f32)
+BINARY(double, f64)
