@@ -76,11 +76,14 @@ static int row_lse_##S(const T* r, int64_t v, double* mx, double* shift, double*
     for (int64_t b = 0; b < v; b += BLOCK) {                                                                 \
         int64_t e = b + BLOCK < v ? b + BLOCK : v;                                                           \
         T bm = -INFINITY;                                                                                    \
+        int bbad = 0;                                                                                        \
+        _Pragma("omp simd reduction(max:bm) reduction(|:bbad)")                                              \
         for (int64_t j = b; j < e; j++) {                                                                    \
             T xj = r[j];                                                                                     \
-            bad |= (xj != xj) | (xj == INFINITY);                                                            \
+            bbad |= (xj != xj) | (xj == INFINITY);                                                           \
             bm = xj > bm ? xj : bm;                                                                          \
         }                                                                                                    \
+        bad |= bbad;                                                                                         \
         if (bad) return 1;                                                                                   \
         if (bm > m) {                                                                                        \
             if (m != -INFINITY) {                                                                            \
