@@ -44,15 +44,20 @@ def exact_entropy(p: np.ndarray) -> list[Any]:
 
 def exact_cross_entropy(p: np.ndarray, q: np.ndarray) -> list[Any]:
     return [
-        -mpmath.fsum(mpmath.mpf(float(a)) * mpmath.log(mpmath.mpf(float(b))) for a, b in zip(pr, qr, strict=True) if a > 0)
+        -mpmath.fsum(
+            mpmath.mpf(float(a)) * mpmath.log(mpmath.mpf(float(b))) for a, b in zip(pr, qr, strict=True) if a > 0
+        )
         for pr, qr in zip(p, q, strict=True)
     ]
 
 
 def exact_kl(p: np.ndarray, q: np.ndarray) -> list[Any]:
     return [
-        mpmath.fsum(mpmath.mpf(float(a)) * mpmath.log(mpmath.mpf(float(a)) / mpmath.mpf(float(b)))
-                    for a, b in zip(pr, qr, strict=True) if a > 0)
+        mpmath.fsum(
+            mpmath.mpf(float(a)) * mpmath.log(mpmath.mpf(float(a)) / mpmath.mpf(float(b)))
+            for a, b in zip(pr, qr, strict=True)
+            if a > 0
+        )
         for pr, qr in zip(p, q, strict=True)
     ]
 
@@ -105,8 +110,11 @@ def measure(quick: bool) -> list[tuple[str, str, str, str, float]]:
     rng = np.random.default_rng(0)
     rows: list[tuple[str, str, str, str, float]] = []
     vocabularies = [(64, 10), (16, 1000), (4, 32000)] + ([] if quick else [(2, 256000)])
-    scales = [("N(0, 1)", lambda s: rng.normal(0, 1, s)), ("N(0, 10)", lambda s: rng.normal(0, 10, s)),
-              ("U(-1e4, 1e4)", lambda s: rng.uniform(-1e4, 1e4, s))]
+    scales = [
+        ("N(0, 1)", lambda s: rng.normal(0, 1, s)),
+        ("N(0, 10)", lambda s: rng.normal(0, 10, s)),
+        ("U(-1e4, 1e4)", lambda s: rng.uniform(-1e4, 1e4, s)),
+    ]
     dtypes = ["float64", "float32", "float16", "bfloat16"]
     paths: list[tuple[str, Callable[[], Any]]] = [("kernel", _kernels_on), ("reference", _kernels.disabled)]
     for n, v in vocabularies:
@@ -124,8 +132,15 @@ def measure(quick: bool) -> list[tuple[str, str, str, str, float]]:
                     labels = t if dtype != "bfloat16" else __import__("torch").tensor(t)
                     with context():
                         got = ce.sparse_categorical_cross_entropy(labels, x, from_logits=True, reduction="none")
-                    rows.append(("sparse CE from logits", f"V={v:,}, {scale_name}", dtype, path,
-                                 max_ulp(_host(dtype, got) if dtype == "bfloat16" else got, exact, dtype)))
+                    rows.append(
+                        (
+                            "sparse CE from logits",
+                            f"V={v:,}, {scale_name}",
+                            dtype,
+                            path,
+                            max_ulp(_host(dtype, got) if dtype == "bfloat16" else got, exact, dtype),
+                        )
+                    )
     for dtype in dtypes:
         logits = rng.normal(0, 3, (32, 50))
         p = np.exp(logits - logits.max(1, keepdims=True))
@@ -143,8 +158,15 @@ def measure(quick: bool) -> list[tuple[str, str, str, str, float]]:
                     continue
                 with context():
                     got = func(pa, qa)
-                rows.append((name, "50 classes", dtype, path, max_ulp(_host(dtype, got) if dtype == "bfloat16" else got,
-                                                                      exact, dtype)))
+                rows.append(
+                    (
+                        name,
+                        "50 classes",
+                        dtype,
+                        path,
+                        max_ulp(_host(dtype, got) if dtype == "bfloat16" else got, exact, dtype),
+                    )
+                )
         y = (rng.uniform(size=500) > 0.5).astype(float)
         for logits_flag, raw in ((True, rng.normal(0, 10, 500)), (False, rng.uniform(0, 1, 500))):
             xa, ya = _as(dtype, raw), _as(dtype, y)
@@ -154,8 +176,15 @@ def measure(quick: bool) -> list[tuple[str, str, str, str, float]]:
                     continue
                 with context():
                     got = ce.binary_cross_entropy(ya, xa, from_logits=logits_flag, reduction="none")
-                rows.append(("binary CE " + ("from logits" if logits_flag else "from probabilities"), "500 values",
-                             dtype, path, max_ulp(_host(dtype, got) if dtype == "bfloat16" else got, exact, dtype)))
+                rows.append(
+                    (
+                        "binary CE " + ("from logits" if logits_flag else "from probabilities"),
+                        "500 values",
+                        dtype,
+                        path,
+                        max_ulp(_host(dtype, got) if dtype == "bfloat16" else got, exact, dtype),
+                    )
+                )
     return rows
 
 

@@ -21,6 +21,9 @@ def test_fuzzing_the_file_readers_finds_no_crash(tmp_path):
     (seeds / "bad").write_bytes(b"\x00\x01label,p\n1,nan\n")
     proc = subprocess.run(
         [sys.executable, str(HARNESS), "-atheris_runs=3000", "-max_len=512", "-timeout=30", str(seeds)],
-        capture_output=True, text=True, timeout=600, check=False,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -62,7 +62,7 @@ def asarray(xp: ModuleType, x: object, name: str, *, like: Array | None = None) 
             if host.dtype.kind not in "biuf":
                 raise InputError(f"{name} must be numeric (bool, integer or floating), got dtype {host.dtype}")
             x = host
-        device = array_api_compat.device(like) if like is not None else None
+        device = array_api_compat.device(like) if like is not None and _is_array(like) else None
         try:
             arr = xp.asarray(x, device=device) if device is not None else xp.asarray(x)
         except (TypeError, ValueError, RuntimeError) as exc:
