@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
+import array_api_compat
 import numpy as np
 
 from . import _kernels
@@ -739,8 +740,14 @@ def categorical_cross_entropy(
 
 
 def _take(xp: ModuleType, x: Array, labels: Array, ax: int) -> Array:
-    """``x[..., labels, ...]`` along ``ax``: one value per sample."""
-    return xp.squeeze(xp.take_along_axis(x, xp.expand_dims(labels, axis=ax), axis=ax), axis=ax)
+    """``x[..., labels, ...]`` along ``ax``: one value per sample.
+
+    Namespaces without ``take_along_axis`` (Dask) select with a one-hot mask.
+    """
+    if hasattr(xp, "take_along_axis"):
+        return xp.squeeze(xp.take_along_axis(x, xp.expand_dims(labels, axis=ax), axis=ax), axis=ax)
+    classes = _along(xp, xp.arange(x.shape[ax], device=array_api_compat.device(x)), ax, x.ndim)
+    return xp.sum(xp.where(xp.expand_dims(labels, axis=ax) == classes, x, 0.0), axis=ax)
 
 
 def _sparse_inputs(

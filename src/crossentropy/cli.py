@@ -233,21 +233,24 @@ def _score(args: argparse.Namespace) -> int:
             bar.update(task, completed=rows)
 
     try:
-        result = score_file(
-            args.file,
-            labels=args.labels,
-            probs=_patterns(args.probs),
-            logits=_patterns(args.logits),
-            sample_weight=args.sample_weight,
-            convention=args.convention,
-            base=args.base,
-            bins=args.bins,
-            bootstrap=args.bootstrap,
-            seed=args.seed,
-            on_bad_row=args.on_bad_row,
-            delimiter=args.delimiter,
-            progress=progress,
-        )
+        if args.engine == "dask":
+            result = _score_with_dask(args)
+        else:
+            result = score_file(
+                args.file,
+                labels=args.labels,
+                probs=_patterns(args.probs),
+                logits=_patterns(args.logits),
+                sample_weight=args.sample_weight,
+                convention=args.convention,
+                base=args.base,
+                bins=args.bins,
+                bootstrap=args.bootstrap,
+                seed=args.seed,
+                on_bad_row=args.on_bad_row,
+                delimiter=args.delimiter,
+                progress=progress,
+            )
     finally:
         if bar is not None:
             bar.stop()
@@ -268,6 +271,45 @@ def _score(args: argparse.Namespace) -> int:
         )
         return 1
     return 0
+
+
+def _score_with_dask(args: argparse.Namespace) -> dict[str, Any]:
+    """``score --engine dask``: a LocalCluster of two workers, or the cluster at ``--scheduler``."""
+    try:
+        from distributed import Client, LocalCluster
+
+        from . import dask as ce_dask
+    except ImportError:
+        raise InputError("--engine dask needs dask and distributed: pip install 'crossentropy[dask]'") from None
+    if args.bootstrap:
+        raise InputError("--bootstrap is not available with --engine dask")
+    cluster = None
+    try:
+        if args.scheduler:
+            client = Client(args.scheduler, timeout="20s")
+        else:
+            cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+            client = Client(cluster)
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise InputError(f"cannot reach the Dask scheduler {args.scheduler}: {exc}") from None
+    try:
+        with client:
+            result = ce_dask.score(
+                ce_dask.read(args.file, delimiter=args.delimiter),
+                labels=args.labels,
+                probs=_patterns(args.probs),
+                logits=_patterns(args.logits),
+                sample_weight=args.sample_weight,
+                convention=args.convention,
+                base=args.base,
+                bins=args.bins,
+                on_bad_row=args.on_bad_row,
+            )
+    finally:
+        if cluster is not None:
+            cluster.close()
+    result["file"] = args.file
+    return result
 
 
 def _stderr_console() -> Any:
@@ -602,6 +644,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     score.add_argument("--delimiter", help="CSV delimiter (default , or tab for .tsv)")
     score.add_argument("--report", metavar="FILE", help="write a self-contained HTML report")
+    score.add_argument(
+        "--engine",
+        choices=["local", "dask"],
+        default="local",
+        help="local: stream in this process (default); dask: map-reduce on a Dask cluster",
+    )
+    score.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="with --engine dask: an existing scheduler (default: a LocalCluster of 2 workers)",
+    )
     score.add_argument("--fail-above", type=float, metavar="X", help="exit 1 when the mean loss is above X")
     score.add_argument(
         "--progress",

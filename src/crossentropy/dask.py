@@ -16,7 +16,7 @@ Examples
 >>> frame = pd.DataFrame({"label": [1, 0, 1, 0], "p": [0.8, 0.1, 0.9, 0.4]})
 >>> result = score(dd.from_pandas(frame, npartitions=2), probs=["p"], scheduler="synchronous")
 >>> print(f"{result['mean_loss']:.6f} over {result['rows_scored']} rows")
-0.251929 over 4 rows
+0.236173 over 4 rows
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import numpy as np
 from ._scoring import LABEL_DEFAULTS, ScoreOptions, Scorer
 from ._validation import InputError, check_choice
 
-__all__ = ["score"]
+__all__ = ["read", "score"]
 
 
 def _columns(names: list[str], patterns: list[str] | None, exclude: list[str], what: str) -> list[str]:
@@ -81,6 +81,25 @@ def _merge(*parts: tuple[Scorer, int, list[dict[str, Any]], int]) -> tuple[Score
     return merged, rows, sorted(listed, key=lambda r: r["row"])[:20], rejected
 
 
+def read(path: str, *, delimiter: str | None = None) -> Any:
+    """A Dask DataFrame over a Parquet file or directory, or CSV files (glob patterns allowed)."""
+    import glob
+    import os
+
+    import dask.dataframe as dd
+
+    if not glob.glob(path):
+        raise InputError(f"{path}: no such file or directory")
+    try:
+        if os.path.isdir(path) or path.lower().endswith((".parquet", ".pq")):
+            return dd.read_parquet(path)
+        if path.lower().endswith((".csv", ".tsv", ".txt")) or "*" in path:
+            return dd.read_csv(path, sep=delimiter or ("\t" if ".tsv" in path else ","), blocksize="64MB")
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: cannot read with Dask: {exc}") from None
+    raise InputError(f"{path}: the Dask engine reads Parquet (files or directories) and CSV")
+
+
 def score(
     data: Any,
     *,
@@ -113,7 +132,7 @@ def score(
     if probs and logits:
         raise InputError("give either probs or logits, not both")
     if isinstance(data, str):
-        data = dd.read_parquet(data)
+        data = read(data)
     if not isinstance(data, dd.DataFrame):
         raise InputError(f"data must be a Dask DataFrame or a Parquet path, got {type(data).__name__}")
     names = [str(c) for c in data.columns]
@@ -122,8 +141,12 @@ def score(
         raise InputError(f"no label column {labels or 'label'!r}; columns are {', '.join(map(repr, names))}")
     if sample_weight is not None and sample_weight not in names:
         raise InputError(f"no sample-weight column {sample_weight!r}")
-    columns = _columns(names, probs or logits, [label] + ([sample_weight] if sample_weight else []),
-                       "logit" if logits else "probability")
+    columns = _columns(
+        names,
+        probs or logits,
+        [label] + ([sample_weight] if sample_weight else []),
+        "logit" if logits else "probability",
+    )
     first = data.get_partition(0).head(1, compute=True) if data.npartitions else None
     if first is None or len(first) == 0:
         raise InputError("no data rows")
@@ -131,8 +154,9 @@ def score(
     list_column = len(columns) == 1 and not np.isscalar(sample)
     binary = len(columns) == 1 and not list_column
     classes = 2 if binary else (len(np.asarray(sample)) if list_column else len(columns))
-    options = ScoreOptions(num_classes=classes, binary=binary, from_logits=bool(logits), convention=convention,
-                           base=base, bins=bins)
+    options = ScoreOptions(
+        num_classes=classes, binary=binary, from_logits=bool(logits), convention=convention, base=base, bins=bins
+    )
     lengths = data.map_partitions(len).compute(scheduler=scheduler)
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).tolist()
     parts = [
@@ -141,8 +165,16 @@ def score(
     ]
     while len(parts) > 1:
         parts = [dask.delayed(_merge)(*parts[i : i + split_every]) for i in range(0, len(parts), split_every)]
-    (scorer, rows_read, rejected, rejected_count), = dask.compute(parts[0], scheduler=scheduler)
+    ((scorer, rows_read, rejected, rejected_count),) = dask.compute(parts[0], scheduler=scheduler)
     result = scorer.result()
-    return {"file": "<dask>", "rows_read": rows_read, "rows_scored": scorer.rows_scored,
-            "rows_rejected": rejected_count, "rejected": rejected, "classes": classes,
-            "prediction_columns": columns, "from_logits": bool(logits), **result}
+    return {
+        "file": "<dask>",
+        "rows_read": rows_read,
+        "rows_scored": scorer.rows_scored,
+        "rows_rejected": rejected_count,
+        "rejected": rejected,
+        "classes": classes,
+        "prediction_columns": columns,
+        "from_logits": bool(logits),
+        **result,
+    }

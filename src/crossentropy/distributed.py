@@ -49,7 +49,7 @@ def vocab_range(local_size: int, group: Any = None) -> tuple[int, int, int]:
 
 class _VocabParallelCrossEntropy(torch.autograd.Function):
     @staticmethod
-    def forward(  # type: ignore[override]
+    def forward(
         ctx: Any,
         logits: torch.Tensor,
         labels: torch.Tensor,
@@ -140,8 +140,10 @@ def vocab_parallel_cross_entropy(
     if not dist.is_available() or not dist.is_initialized():
         raise InputError("vocab_parallel_cross_entropy needs an initialised torch.distributed process group")
     if tuple(labels.shape) != tuple(logits_shard.shape[:-1]):
-        raise InputError(f"labels must have shape {tuple(logits_shard.shape[:-1])} (the logits without the "
-                         f"vocabulary axis), got {tuple(labels.shape)}")
+        raise InputError(
+            f"labels must have shape {tuple(logits_shard.shape[:-1])} (the logits without the "
+            f"vocabulary axis), got {tuple(labels.shape)}"
+        )
     if labels.dtype not in (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8):
         raise InputError(f"labels must be integers, got {labels.dtype}")
     if vocab_start is None or vocab_size is None:
@@ -152,10 +154,11 @@ def vocab_parallel_cross_entropy(
     bad = (labels != ignore_index) & ((labels < 0) | (labels >= vocab_size))
     if bool(bad.any()):
         position = tuple(int(i) for i in bad.nonzero()[0])
-        raise InputError(f"labels{list(position)} = {int(labels[position])} is out of range; labels must be in "
-                         f"[0, {vocab_size}) or equal ignore_index={ignore_index}")
-    losses = _VocabParallelCrossEntropy.apply(logits_shard, labels, vocab_start, vocab_size, ignore_index, eps,
-                                              group)
+        raise InputError(
+            f"labels{list(position)} = {int(labels[position])} is out of range; labels must be in "
+            f"[0, {vocab_size}) or equal ignore_index={ignore_index}"
+        )
+    losses = _VocabParallelCrossEntropy.apply(logits_shard, labels, vocab_start, vocab_size, ignore_index, eps, group)
     if reduction == "none":
         return losses.to(logits_shard.dtype)
     total_loss = losses.sum()
