@@ -32,6 +32,7 @@ examples:
   crossentropy score preds.csv --logits logit --convention torch --format json
   crossentropy tutorial --plots figures/ --lang ko
   crossentropy train --dataset digits --plot curves.png
+  crossentropy explore
 """
 
 
@@ -545,6 +546,32 @@ def _save_training_plot(path: str, histories: dict[str, Any]) -> None:
     print(f"wrote {path}", file=sys.stderr)
 
 
+# --- explore --------------------------------------------------------------------------------------------
+
+
+def _explore(args: argparse.Namespace) -> int:
+    from ._explore import make_server
+
+    try:
+        server = make_server(args.port)
+    except OSError as exc:
+        raise InputError(f"cannot listen on 127.0.0.1:{args.port}: {exc.strerror or exc}") from None
+    host, port = server.server_address[:2]
+    address = f"http://{host!s}:{port}/"
+    print(f"crossentropy explore: serving {address} (Ctrl-C stops)", flush=True)
+    if not args.no_browser:
+        import webbrowser
+
+        webbrowser.open(address)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        print("crossentropy explore: stopped", file=sys.stderr)
+    finally:
+        server.server_close()
+    return 0
+
+
 # --- the parser ---------------------------------------------------------------------------------------
 
 
@@ -711,6 +738,16 @@ def build_parser() -> argparse.ArgumentParser:
     trainer.add_argument("--plot", metavar="FILE", help="learning curves and gradient magnitudes into FILE")
     add_format(trainer)
     trainer.set_defaults(run=_train)
+
+    explore = commands.add_parser(
+        "explore",
+        help="a local page to edit P and Q and watch entropy, cross-entropy and KL change",
+        epilog="example:\n  crossentropy explore --port 8765 --no-browser",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    explore.add_argument("--port", type=_positive_int, default=0, help="port on 127.0.0.1 (default: a free one)")
+    explore.add_argument("--no-browser", action="store_true", help="print the address without opening a browser")
+    explore.set_defaults(run=_explore)
     return parser
 
 
