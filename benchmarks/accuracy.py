@@ -28,14 +28,17 @@ ROOT = Path(__file__).resolve().parents[1]
 mpmath.mp.prec = 96
 
 
-def _mp_lse(row: np.ndarray) -> Any:
-    finite = [mpmath.mpf(float(v)) for v in row if np.isfinite(v)]
-    top = max(finite)
-    return top + mpmath.log(mpmath.fsum(mpmath.exp(v - top) for v in finite))
+def _mp_nll(row: np.ndarray, target: int) -> Any:
+    """``logsumexp(row) - row[target]`` as ``(max - x_t) + log1p(rest)``: exact even when the loss is 1e-300."""
+    values = [mpmath.mpf(float(v)) for v in row]
+    top = max(values)
+    first = values.index(top)
+    rest = mpmath.fsum(mpmath.exp(v - top) for j, v in enumerate(values) if j != first and v != -mpmath.inf)
+    return (top - values[target]) + mpmath.log1p(rest)
 
 
 def exact_sparse(x: np.ndarray, t: np.ndarray) -> list[Any]:
-    return [_mp_lse(x[i]) - mpmath.mpf(float(x[i, t[i]])) for i in range(len(t))]
+    return [_mp_nll(x[i], int(t[i])) for i in range(len(t))]
 
 
 def exact_entropy(p: np.ndarray) -> list[Any]:
