@@ -77,9 +77,9 @@ def exact_binary(y: np.ndarray, x: np.ndarray, logits: bool) -> list[Any]:
 
 
 def ulp(dtype: str, value: float) -> float:
-    if dtype == "bfloat16":
+    if dtype == "bfloat16":  # 8 significant bits, float32's exponent range (subnormal spacing 2**-133)
         v = abs(value) if value else 2.0**-133
-        return 2.0 ** (np.floor(np.log2(v)) - 7)
+        return max(2.0 ** (np.floor(np.log2(v)) - 7), 2.0**-133)
     return float(np.spacing(np.asarray(abs(value), dtype=dtype)))
 
 
