@@ -21,6 +21,8 @@ True
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from ._losses import binary_cross_entropy as _bce
@@ -34,6 +36,7 @@ __all__ = [
     "binary_cross_entropy",
     "binary_cross_entropy_with_logits",
     "cross_entropy",
+    "linear_cross_entropy",
 ]
 
 
@@ -73,8 +76,18 @@ def cross_entropy(
     """
     reduction = _legacy_reduction(size_average, reduce, reduction)
     axis = 0 if input.ndim == 1 else 1
+    fused = _triton() if input.is_cuda and input.ndim == 2 and not torch.is_floating_point(target) else None
+    if fused is not None:
+        return fused.fused_cross_entropy(
+            input,
+            target,
+            weight=weight,
+            ignore_index=ignore_index,
+            label_smoothing=label_smoothing,
+            reduction=reduction,
+        )
     if torch.is_floating_point(target):
-        return _cce(  # type: ignore[no-any-return]
+        return _cce(
             target,
             input,
             axis=axis,
@@ -84,7 +97,7 @@ def cross_entropy(
             reduction=reduction,
             convention="torch",
         )
-    return _scce(  # type: ignore[no-any-return]
+    return _scce(
         target,
         input,
         axis=axis,
@@ -94,6 +107,123 @@ def cross_entropy(
         label_smoothing=label_smoothing,
         reduction=reduction,
         convention="torch",
+    )
+
+
+def _triton() -> Any:
+    """The Triton kernels module, or None where triton is not installed."""
+    try:
+        from ._kernels import triton_ce
+    except ImportError:
+        return None
+    return triton_ce
+
+
+class _ChunkedLinearCrossEntropy(torch.autograd.Function):
+    """The CPU path of linear_cross_entropy: row blocks through the fused C kernel, gradients in place."""
+
+    @staticmethod
+    def forward(
+        ctx: Any,
+        hidden: torch.Tensor,
+        weight: torch.Tensor,
+        labels: torch.Tensor,
+        ignore_index: int,
+        smoothing: float,
+        reduction: str,
+        chunk: int,
+    ) -> torch.Tensor:
+        from .grad import sparse_categorical_cross_entropy_value_and_grad as value_and_grad
+
+        valid = labels != ignore_index
+        count = valid.sum().item() if reduction == "mean" else 1
+        grad_hidden = torch.empty_like(hidden)
+        grad_weight = torch.zeros_like(weight)
+        total = 0.0
+        for start in range(0, hidden.shape[0], chunk):
+            end = min(hidden.shape[0], start + chunk)
+            logits = (hidden[start:end] @ weight.t()).detach().contiguous()
+            loss, _ = value_and_grad(
+                labels[start:end].numpy(),
+                logits.numpy(),
+                ignore_index=ignore_index,
+                label_smoothing=smoothing,
+                reduction="sum",
+                convention="torch",
+                out=logits.numpy(),
+            )
+            total += float(loss)
+            logits /= max(count, 1) if reduction == "mean" else 1
+            grad_hidden[start:end] = logits @ weight
+            grad_weight += logits.t() @ hidden[start:end]
+        ctx.save_for_backward(grad_hidden, grad_weight)
+        value = total / count if reduction == "mean" else total
+        return torch.tensor(value if count else float("nan"), dtype=hidden.dtype)
+
+    @staticmethod
+    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[Any, ...]:
+        grad_hidden, grad_weight = ctx.saved_tensors
+        return grad_hidden * grad_out, grad_weight * grad_out, None, None, None, None, None
+
+
+def linear_cross_entropy(
+    input: torch.Tensor,
+    linear_weight: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    ignore_index: int = -100,
+    label_smoothing: float = 0.0,
+    reduction: str = "mean",
+    chunk_size: int | None = None,
+) -> torch.Tensor:
+    """``F.cross_entropy(input @ linear_weight.T, target)`` without materialising the logits.
+
+    On CUDA with triton installed, the fused Triton kernel; on the CPU (float32
+    or float64), row blocks through the fused C kernel. Either way only one
+    block of logits exists at a time and the gradients of ``input`` and
+    ``linear_weight`` are computed in the forward pass. ``reduction`` is
+    ``"mean"`` or ``"sum"``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from crossentropy.torch import linear_cross_entropy
+    >>> h, w = torch.randn(6, 4, dtype=torch.float64), torch.randn(9, 4, dtype=torch.float64)
+    >>> t = torch.tensor([0, 3, 8, 1, -100, 2])
+    >>> reference = torch.nn.functional.cross_entropy(h @ w.T, t)
+    >>> bool(torch.isclose(linear_cross_entropy(h, w, t, chunk_size=4), reference))
+    True
+    """
+    from ._validation import InputError, check_choice
+
+    check_choice("reduction", reduction, ("mean", "sum"))
+    if input.ndim != 2 or linear_weight.ndim != 2 or input.shape[1] != linear_weight.shape[1]:
+        raise InputError(
+            f"input (N, D) and linear_weight (V, D) do not match: {tuple(input.shape)} and {tuple(linear_weight.shape)}"
+        )
+    vocab = linear_weight.shape[0]
+    chunk = chunk_size or max(1, (256 << 20) // max(1, vocab * input.element_size()))
+    fused = _triton() if input.is_cuda else None
+    if fused is not None:
+        return fused.linear_cross_entropy(
+            input,
+            linear_weight,
+            target,
+            ignore_index=ignore_index,
+            label_smoothing=label_smoothing,
+            reduction=reduction,
+            chunk_size=chunk,
+        )
+    if input.dtype not in (torch.float32, torch.float64) or input.device.type != "cpu":
+        return cross_entropy(
+            input @ linear_weight.t(),
+            target,
+            ignore_index=ignore_index,
+            label_smoothing=label_smoothing,
+            reduction=reduction,
+        )
+    return _ChunkedLinearCrossEntropy.apply(
+        input, linear_weight, target, ignore_index, float(label_smoothing), reduction, int(chunk)
     )
 
 
@@ -107,7 +237,7 @@ def binary_cross_entropy(
 ) -> torch.Tensor:
     """``torch.nn.functional.binary_cross_entropy`` (probabilities; logs clamped at -100)."""
     reduction = _legacy_reduction(size_average, reduce, reduction)
-    return _bce(target, input, sample_weight=weight, reduction=reduction, convention="torch")  # type: ignore[no-any-return]
+    return _bce(target, input, sample_weight=weight, reduction=reduction, convention="torch")
 
 
 def binary_cross_entropy_with_logits(
@@ -129,7 +259,7 @@ def binary_cross_entropy_with_logits(
     tensor(1.0499)
     """
     reduction = _legacy_reduction(size_average, reduce, reduction)
-    return _bce(  # type: ignore[no-any-return]
+    return _bce(
         target,
         input,
         from_logits=True,
