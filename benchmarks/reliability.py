@@ -28,6 +28,10 @@ SUITES = {
         "property",
     ],
     "fused kernels against the reference path (ulp)": ["tests/test_kernels.py"],
+    "properties on every backend (NumPy, array-api-strict, torch, JAX) and dtype": [
+        "tests/test_properties_backends.py"
+    ],
+    "Triton kernels under TRITON_INTERPRET=1": ["tests/test_triton.py"],
     "every loss x convention x reduction against the real libraries": ["tests/test_losses_parity.py"],
     "hostile files and values through the CLI": ["tests/test_adversarial_files.py"],
     "atheris fuzzing of the file readers (3000 inputs)": ["tests/test_fuzz.py"],

@@ -820,6 +820,32 @@ def _sparse_losses(
     return _Losses(values, class_weight=weight, valid=valid)
 
 
+def _sparse_options(
+    convention: str | _conv.Convention,
+    label_smoothing: float,
+    reduction: str,
+    z_loss: float,
+    from_logits: bool,
+    class_weight: object,
+    ignore_index: int | None,
+) -> tuple[_conv.Convention, float, float, int | None]:
+    """Checked options of the sparse loss: convention, smoothing, z-loss and the effective ignore_index."""
+    conv, ls = _options(label_smoothing, reduction, convention)
+    z = check_nonnegative("z_loss", z_loss)
+    conv.require(
+        "sparse",
+        label_smoothing=ls > 0,
+        class_weight=class_weight is not None,
+        ignore_index=ignore_index is not None,
+        z_loss=z > 0,
+    )
+    if z > 0 and not from_logits:
+        raise InputError("z_loss needs logits: pass from_logits=True (the z-loss penalises logsumexp(logits)**2)")
+    if ignore_index is not None and (isinstance(ignore_index, bool) or not isinstance(ignore_index, (int, np.integer))):
+        raise InputError(f"ignore_index must be an integer or None, got {ignore_index!r}")
+    return conv, ls, z, ignore_index if ignore_index is not None else conv.default_ignore_index
+
+
 @quiet
 def sparse_categorical_cross_entropy(
     labels: Array,
@@ -900,20 +926,9 @@ def sparse_categorical_cross_entropy(
     >>> print(ce.sparse_categorical_cross_entropy([-100, -100, -100], logits, from_logits=True, ignore_index=-100))
     nan
     """
-    conv, ls = _options(label_smoothing, reduction, convention)
-    z = check_nonnegative("z_loss", z_loss)
-    conv.require(
-        "sparse",
-        label_smoothing=ls > 0,
-        class_weight=class_weight is not None,
-        ignore_index=ignore_index is not None,
-        z_loss=z > 0,
+    conv, ls, z, ignore = _sparse_options(
+        convention, label_smoothing, reduction, z_loss, from_logits, class_weight, ignore_index
     )
-    if z > 0 and not from_logits:
-        raise InputError("z_loss needs logits: pass from_logits=True (the z-loss penalises logsumexp(logits)**2)")
-    if ignore_index is not None and (isinstance(ignore_index, bool) or not isinstance(ignore_index, (int, np.integer))):
-        raise InputError(f"ignore_index must be an integer or None, got {ignore_index!r}")
-    ignore = ignore_index if ignore_index is not None else conv.default_ignore_index
     fast = _fast_sparse(labels, y_pred, axis, from_logits, ignore, class_weight, ls, z, conv)
     if fast is not None:
         xp = namespace(fast.values)

@@ -51,6 +51,7 @@ from ._losses import (
     _options,
     _reduce,
     _sparse_inputs,
+    _sparse_options,
     _weights,
 )
 from ._losses import sparse_categorical_cross_entropy as _sparse_loss
@@ -255,31 +256,6 @@ def categorical_cross_entropy(
     return to_dtype(xp, g * xp.expand_dims(scale, axis=ax), out)
 
 
-def _sparse_options(
-    convention: str | _conv.Convention,
-    label_smoothing: float,
-    reduction: str,
-    z_loss: float,
-    from_logits: bool,
-    class_weight: object,
-    ignore_index: int | None,
-) -> tuple[_conv.Convention, float, float, int | None]:
-    """Checked options of the sparse gradient: convention, smoothing, z-loss, effective ignore_index."""
-    conv, ls = _options(label_smoothing, reduction, convention)
-    conv = _differentiable(conv, from_logits)
-    z = check_nonnegative("z_loss", z_loss)
-    conv.require(
-        "sparse",
-        label_smoothing=ls > 0,
-        class_weight=class_weight is not None,
-        ignore_index=ignore_index is not None,
-        z_loss=z > 0,
-    )
-    if z > 0 and not from_logits:
-        raise InputError("z_loss needs logits: pass from_logits=True")
-    return conv, ls, z, ignore_index if ignore_index is not None else conv.default_ignore_index
-
-
 def _fast_value_and_grad(
     labels: object,
     logits: object,
@@ -414,6 +390,7 @@ def sparse_categorical_cross_entropy(
     conv, ls, z, ignore = _sparse_options(
         convention, label_smoothing, reduction, z_loss, from_logits, class_weight, ignore_index
     )
+    conv = _differentiable(conv, from_logits)
     if from_logits:
         fast = _fast_value_and_grad(
             labels, y_pred, axis, ignore, class_weight, sample_weight, ls, z, conv, reduction, validate, None
@@ -469,6 +446,7 @@ def sparse_categorical_cross_entropy_value_and_grad(
     conv, ls, z, ignore = _sparse_options(
         convention, label_smoothing, reduction, z_loss, True, class_weight, ignore_index
     )
+    conv = _differentiable(conv, True)
     fast = _fast_value_and_grad(
         labels, logits, axis, ignore, class_weight, sample_weight, ls, z, conv, reduction, validate, out
     )
