@@ -134,3 +134,48 @@ def test_cuda_dispatch_and_compile():
     torch.testing.assert_close(cross_entropy(x, t).float(), F.cross_entropy(x.float(), t), rtol=2e-2, atol=2e-2)
     compiled = torch.compile(lambda a, b: triton_ce.fused_cross_entropy(a, b), fullgraph=True)
     torch.testing.assert_close(compiled(x, t).float(), F.cross_entropy(x.float(), t), rtol=2e-2, atol=2e-2)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {},
+        {"label_smoothing": 0.1, "class_weight": [1.0, 2.0, 0.5, 1.5, 1.0]},
+        {"ignore_index": -1, "z_loss": 1e-3, "sample_weight": [1.0, 2.0, 0.5, 1.0]},
+    ],
+)
+def test_array_api_sparse_loss_takes_the_triton_kernel_for_torch_tensors(kwargs):
+    import crossentropy as ce
+    from crossentropy import _losses, conventions
+
+    x, t = _case(4, 5, torch.float32, seed=8)
+    if "ignore_index" in kwargs:
+        t[1] = -1
+    args = {k: torch.tensor(v, device=DEVICE) if isinstance(v, list) else v for k, v in kwargs.items()}
+    ignore = args.get("ignore_index")
+    losses = _losses._triton_sparse(
+        t,
+        x,
+        -1,
+        True,
+        ignore,
+        args.get("class_weight"),
+        args.get("label_smoothing", 0.0),
+        args.get("z_loss", 0.0),
+        conventions.EXACT,
+        True,
+        device_check=False,
+    )
+    assert losses is not None
+    reference = ce.sparse_categorical_cross_entropy(
+        t.cpu(),
+        x.cpu(),
+        from_logits=True,
+        reduction="none",
+        **{k: v for k, v in kwargs.items() if k != "sample_weight"},
+    )
+    torch.testing.assert_close(losses.values.cpu(), reference, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ce.InputError, match=r"labels\[0\] = 9"):
+        _losses._triton_sparse(
+            torch.tensor([9, 0, 0, 0]), x, -1, True, None, None, 0.0, 0.0, conventions.EXACT, True, device_check=False
+        )

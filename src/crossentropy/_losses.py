@@ -9,6 +9,7 @@ with the (smoothed, weighted) targets, then reduce. The conventions
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -243,6 +244,60 @@ def _fast_sparse(
     safe = labels if valid is None else np.where(valid, labels, 0)
     weight = None if cw is None else cw[safe]
     return _Losses(values.reshape(labels.shape), class_weight=weight, valid=valid)
+
+
+def _triton_sparse(
+    labels: object,
+    y_pred: object,
+    axis: int,
+    from_logits: bool,
+    ignore: int | None,
+    class_weight: object,
+    label_smoothing: float,
+    z_loss: float,
+    conv: _conv.Convention,
+    validate: bool,
+    device_check: bool = True,
+) -> _Losses | None:
+    """Per-sample sparse losses of CUDA torch logits from the fused Triton kernel, or None.
+
+    Differentiable (the kernel's custom op carries the gradient); ``device_check=False`` lets the
+    tests run it on the CPU under ``TRITON_INTERPRET=1``.
+    """
+    torch = sys.modules.get("torch")
+    if not from_logits or conv not in _LOGIT_EXACT or torch is None:
+        return None
+    if not (isinstance(y_pred, torch.Tensor) and isinstance(labels, torch.Tensor)):
+        return None
+    if (device_check and not y_pred.is_cuda) or y_pred.ndim < 1 or labels.shape != y_pred.shape[:-1]:
+        return None
+    if normalize_axis(axis, y_pred.ndim, "y_pred") != y_pred.ndim - 1 or torch.is_floating_point(labels):
+        return None
+    try:
+        from ._kernels import triton_ce
+    except ImportError:
+        return None
+    c = y_pred.shape[-1]
+    if validate:  # the kernel reads the target's logit: labels must be in range before it runs
+        xp = namespace(y_pred)
+        check_labels(xp, labels, "labels", c, ignore)
+        check_logits(xp, y_pred, "y_pred", -1)
+    cw = None
+    if class_weight is not None:
+        cw = class_weight if isinstance(class_weight, torch.Tensor) else torch.as_tensor(class_weight)
+        cw = cw.to(device=y_pred.device, dtype=torch.float32)
+    values = triton_ce.fused_cross_entropy(
+        y_pred.reshape(-1, c),
+        labels.reshape(-1).long(),
+        weight=None if conv.class_weight_as_sample_weight else cw,
+        ignore_index=-(2**62) if ignore is None else ignore,
+        label_smoothing=label_smoothing,
+        z_loss=z_loss,
+        reduction="none",
+    ).reshape(labels.shape)
+    valid = None if ignore is None else labels != ignore
+    weight = None if cw is None else cw[labels.clamp(0, c - 1) if valid is None else torch.where(valid, labels, 0)]
+    return _Losses(values, class_weight=weight, valid=valid)
 
 
 def _fast_categorical(
@@ -930,9 +985,10 @@ def sparse_categorical_cross_entropy(
         convention, label_smoothing, reduction, z_loss, from_logits, class_weight, ignore_index
     )
     fast = _fast_sparse(labels, y_pred, axis, from_logits, ignore, class_weight, ls, z, conv)
+    if fast is None:
+        fast = _triton_sparse(labels, y_pred, axis, from_logits, ignore, class_weight, ls, z, conv, validate)
     if fast is not None:
         xp = namespace(fast.values)
-        assert isinstance(y_pred, np.ndarray)
         return _reduce(
             xp, conv, "sparse", fast, _sample_weight(xp, sample_weight, fast.values), reduction, y_pred.dtype, validate
         )
