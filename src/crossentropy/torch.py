@@ -119,7 +119,20 @@ def _triton() -> Any:
     return triton_ce
 
 
-class _ChunkedLinearCrossEntropy(torch.autograd.Function):
+class _GradientsFromForward(torch.autograd.Function):
+    """An autograd Function whose forward already computed the gradients of ``(hidden, weight)``.
+
+    The forward saves them; the backward only scales them by the incoming
+    gradient. Both linear + cross-entropy paths (C kernel, Triton) use it.
+    """
+
+    @staticmethod
+    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[Any, ...]:
+        grad_hidden, grad_weight = ctx.saved_tensors
+        return grad_hidden * grad_out, grad_weight * grad_out, None, None, None, None, None
+
+
+class _ChunkedLinearCrossEntropy(_GradientsFromForward):
     """The CPU path of linear_cross_entropy: row blocks through the fused C kernel, gradients in place."""
 
     @staticmethod
@@ -159,11 +172,6 @@ class _ChunkedLinearCrossEntropy(torch.autograd.Function):
         ctx.save_for_backward(grad_hidden, grad_weight)
         value = total / count if reduction == "mean" else total
         return torch.tensor(value if count else float("nan"), dtype=hidden.dtype)
-
-    @staticmethod
-    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[Any, ...]:
-        grad_hidden, grad_weight = ctx.saved_tensors
-        return grad_hidden * grad_out, grad_weight * grad_out, None, None, None, None, None
 
 
 def linear_cross_entropy(

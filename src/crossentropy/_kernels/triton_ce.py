@@ -29,6 +29,8 @@ import torch
 import triton
 import triton.language as tl
 
+from ..torch import _GradientsFromForward
+
 __all__ = ["fused_cross_entropy", "linear_cross_entropy"]
 
 
@@ -308,7 +310,7 @@ def fused_value_and_grad_(
     return losses if reduction == "none" else losses.sum() * (scale if reduction == "mean" else 1.0)
 
 
-class _LinearCrossEntropy(torch.autograd.Function):
+class _LinearCrossEntropy(_GradientsFromForward):
     @staticmethod
     def forward(
         ctx: Any,
@@ -346,11 +348,6 @@ class _LinearCrossEntropy(torch.autograd.Function):
             del logits
         ctx.save_for_backward(grad_hidden, grad_weight.to(weight.dtype))
         return (total * scale if reduction == "mean" else total).to(hidden.dtype)
-
-    @staticmethod
-    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[Any, ...]:
-        grad_hidden, grad_weight = ctx.saved_tensors
-        return grad_hidden * grad_out, grad_weight * grad_out, None, None, None, None, None
 
 
 def linear_cross_entropy(
