@@ -365,23 +365,40 @@ def _num(x: Any) -> float | None:
 LABEL_DEFAULTS = ("label", "labels", "y", "y_true", "target")
 
 
-def _prediction_columns(
-    table: Any, probs: list[str] | None, logits: list[str] | None, exclude: list[str]
-) -> tuple[list[str], bool]:
-    from .io import select_columns
+def resolve_columns(
+    names: list[str],
+    source: str,
+    labels: str | None,
+    probs: list[str] | None,
+    logits: list[str] | None,
+    sample_weight: str | None,
+) -> tuple[str, list[str], bool]:
+    """``(label column, prediction columns, from_logits)`` of a table, for both scoring engines.
+
+    The label column defaults to the first of :data:`LABEL_DEFAULTS` present;
+    the prediction columns to every column that is not the label or the weight.
+    """
+    from .io import describe_columns, select_columns
 
     if probs and logits:
         raise InputError("give either --probs or --logits, not both")
+    label = labels or next((c for c in LABEL_DEFAULTS if c in names), None)
+    if label is None or label not in names:
+        wanted = repr(labels) if labels else f"one of {', '.join(map(repr, LABEL_DEFAULTS))}"
+        raise InputError(f"{source}: no label column {wanted} (see --labels); {describe_columns(names)}")
+    if sample_weight is not None and sample_weight not in names:
+        raise InputError(f"{source}: no sample-weight column {sample_weight!r}; {describe_columns(names)}")
+    exclude = [label] + ([sample_weight] if sample_weight else [])
     if probs or logits:
-        chosen = select_columns(table, probs or logits or [], "probability" if probs else "logit")
+        chosen = select_columns(names, probs or logits or [], "probability" if probs else "logit", source)
     else:
-        chosen = [c for c in table.column_names if c not in exclude]
+        chosen = [c for c in names if c not in exclude]
         if not chosen:
-            raise InputError(f"{table.path}: no prediction columns besides {', '.join(map(repr, exclude))}")
+            raise InputError(f"{source}: no prediction columns besides {', '.join(map(repr, exclude))}")
     overlap = [c for c in chosen if c in exclude]
     if overlap:
-        raise InputError(f"{table.path}: column {overlap[0]!r} is both a label/weight and a prediction column")
-    return chosen, bool(logits)
+        raise InputError(f"{source}: column {overlap[0]!r} is both a label/weight and a prediction column")
+    return label, chosen, bool(logits)
 
 
 def _describe(
@@ -435,18 +452,11 @@ def score_file(
         the file, row and column.
     """
     from ._validation import check_choice
-    from .io import describe_columns, open_table
+    from .io import open_table
 
     check_choice("on_bad_row", on_bad_row, ("error", "skip"))
     table = open_table(path, batch_rows=batch_rows, delimiter=delimiter)
-    label = labels or next((c for c in LABEL_DEFAULTS if c in table.column_names), None)
-    if label is None or label not in table.column_names:
-        wanted = repr(labels) if labels else f"one of {', '.join(map(repr, LABEL_DEFAULTS))}"
-        raise InputError(f"{table.path}: no label column {wanted} (see --labels); {describe_columns(table)}")
-    if sample_weight is not None and sample_weight not in table.column_names:
-        raise InputError(f"{table.path}: no sample-weight column {sample_weight!r}; {describe_columns(table)}")
-    exclude = [label] + ([sample_weight] if sample_weight else [])
-    columns, from_logits = _prediction_columns(table, probs, logits, exclude)
+    label, columns, from_logits = resolve_columns(table.column_names, table.path, labels, probs, logits, sample_weight)
     scorer: Scorer | None = None
     rows_read = 0
     rejected: list[dict[str, Any]] = []

@@ -210,6 +210,20 @@ def _patterns(text: str | None) -> list[str] | None:
     return [t.strip() for t in text.split(",") if t.strip()] if text else None
 
 
+def _score_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The options both scoring engines take, from the command line."""
+    return {
+        "labels": args.labels,
+        "probs": _patterns(args.probs),
+        "logits": _patterns(args.logits),
+        "sample_weight": args.sample_weight,
+        "convention": args.convention,
+        "base": args.base,
+        "bins": args.bins,
+        "on_bad_row": args.on_bad_row,
+    }
+
+
 def _score(args: argparse.Namespace) -> int:
     from ._scoring import score_file
 
@@ -239,16 +253,9 @@ def _score(args: argparse.Namespace) -> int:
         else:
             result = score_file(
                 args.file,
-                labels=args.labels,
-                probs=_patterns(args.probs),
-                logits=_patterns(args.logits),
-                sample_weight=args.sample_weight,
-                convention=args.convention,
-                base=args.base,
-                bins=args.bins,
+                **_score_options(args),
                 bootstrap=args.bootstrap,
                 seed=args.seed,
-                on_bad_row=args.on_bad_row,
                 delimiter=args.delimiter,
                 progress=progress,
             )
@@ -295,17 +302,7 @@ def _score_with_dask(args: argparse.Namespace) -> dict[str, Any]:
         raise InputError(f"cannot reach the Dask scheduler {args.scheduler}: {exc}") from None
     try:
         with client:
-            result = ce_dask.score(
-                ce_dask.read(args.file, delimiter=args.delimiter),
-                labels=args.labels,
-                probs=_patterns(args.probs),
-                logits=_patterns(args.logits),
-                sample_weight=args.sample_weight,
-                convention=args.convention,
-                base=args.base,
-                bins=args.bins,
-                on_bad_row=args.on_bad_row,
-            )
+            result = ce_dask.score(ce_dask.read(args.file, delimiter=args.delimiter), **_score_options(args))
     finally:
         if cluster is not None:
             cluster.close()

@@ -21,31 +21,15 @@ Examples
 
 from __future__ import annotations
 
-import fnmatch
 from typing import Any
 
 import dask
 import numpy as np
 
-from ._scoring import LABEL_DEFAULTS, ScoreOptions, Scorer
+from ._scoring import ScoreOptions, Scorer, resolve_columns
 from ._validation import InputError, check_choice
 
 __all__ = ["read", "score"]
-
-
-def _columns(names: list[str], patterns: list[str] | None, exclude: list[str], what: str) -> list[str]:
-    if not patterns:
-        chosen = [c for c in names if c not in exclude]
-    else:
-        chosen = []
-        for pattern in patterns:
-            hits = [c for c in names if fnmatch.fnmatchcase(c, pattern)]
-            if not hits:
-                raise InputError(f"no {what} column matches {pattern!r}; columns are {', '.join(map(repr, names))}")
-            chosen += [h for h in hits if h not in chosen]
-    if not chosen:
-        raise InputError("no prediction columns")
-    return chosen
 
 
 def _score_partition(
@@ -129,23 +113,12 @@ def score(
     import dask.dataframe as dd
 
     check_choice("on_bad_row", on_bad_row, ("error", "skip"))
-    if probs and logits:
-        raise InputError("give either probs or logits, not both")
     if isinstance(data, str):
         data = read(data)
     if not isinstance(data, dd.DataFrame):
         raise InputError(f"data must be a Dask DataFrame or a Parquet path, got {type(data).__name__}")
-    names = [str(c) for c in data.columns]
-    label = labels or next((c for c in LABEL_DEFAULTS if c in names), None)
-    if label is None or label not in names:
-        raise InputError(f"no label column {labels or 'label'!r}; columns are {', '.join(map(repr, names))}")
-    if sample_weight is not None and sample_weight not in names:
-        raise InputError(f"no sample-weight column {sample_weight!r}")
-    columns = _columns(
-        names,
-        probs or logits,
-        [label] + ([sample_weight] if sample_weight else []),
-        "logit" if logits else "probability",
+    label, columns, from_logits = resolve_columns(
+        [str(c) for c in data.columns], "<dask>", labels, probs, logits, sample_weight
     )
     first = data.get_partition(0).head(1, compute=True) if data.npartitions else None
     if first is None or len(first) == 0:
@@ -155,7 +128,7 @@ def score(
     binary = len(columns) == 1 and not list_column
     classes = 2 if binary else (len(np.asarray(sample)) if list_column else len(columns))
     options = ScoreOptions(
-        num_classes=classes, binary=binary, from_logits=bool(logits), convention=convention, base=base, bins=bins
+        num_classes=classes, binary=binary, from_logits=from_logits, convention=convention, base=base, bins=bins
     )
     lengths = data.map_partitions(len).compute(scheduler=scheduler)
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).tolist()
@@ -175,6 +148,6 @@ def score(
         "rejected": rejected,
         "classes": classes,
         "prediction_columns": columns,
-        "from_logits": bool(logits),
+        "from_logits": from_logits,
         **result,
     }

@@ -151,25 +151,25 @@ class Table:
         yield from self._open()
 
 
-def describe_columns(table: Table) -> str:
+def describe_columns(names: Sequence[str]) -> str:
     """``columns are 'a', 'b'``, with a hint when a wrong delimiter seems to have merged them."""
-    listing = f"columns are {', '.join(map(repr, table.column_names))}"
-    if len(table.column_names) == 1 and any(d in table.column_names[0] for d in ";\t|"):
+    listing = f"columns are {', '.join(map(repr, names))}"
+    if len(names) == 1 and any(d in names[0] for d in ";\t|"):
         listing += " (one column only: is the delimiter right? see --delimiter)"
     return listing
 
 
-def select_columns(table: Table, patterns: Sequence[str], what: str) -> list[str]:
-    """Column names matching comma-separated glob ``patterns``, in file order.
+def select_columns(names: Sequence[str], patterns: Sequence[str], what: str, source: str) -> list[str]:
+    """Column names matching glob ``patterns``, in file order.
 
-    Raises InputError naming the file, the pattern and the available columns
-    when a pattern matches nothing.
+    Raises InputError naming ``source`` (the file), the pattern and the
+    available columns when a pattern matches nothing.
     """
     chosen: list[str] = []
     for pattern in patterns:
-        hits = [c for c in table.column_names if fnmatch.fnmatchcase(c, pattern)]
+        hits = [c for c in names if fnmatch.fnmatchcase(c, pattern)]
         if not hits:
-            raise InputError(f"{table.path}: no {what} column matches {pattern!r}; {describe_columns(table)}")
+            raise InputError(f"{source}: no {what} column matches {pattern!r}; {describe_columns(names)}")
         chosen += [h for h in hits if h not in chosen]
     return chosen
 
