@@ -343,6 +343,7 @@ def _loss_cases() -> list[Case]:
             "grad.binary_cross_entropy", "NaN", lambda: ce.grad.binary_cross_entropy([1.0], [np.nan]), "error", "y_pred"
         ),
     ]
+    cases += _regression_cases(x)
     if pd is not None:
         cases.append(
             Case(
@@ -353,6 +354,71 @@ def _loss_cases() -> list[Case]:
             )
         )
     return cases
+
+
+def _regression_cases(x: np.ndarray) -> list[Case]:
+    """Reproducers of issue 18 (silent wrong answers and API gaps), one case each."""
+    sparse = ce.sparse_categorical_cross_entropy
+    value_and_grad = ce.grad.sparse_categorical_cross_entropy_value_and_grad
+    reversed_out = np.empty_like(x)
+    return [
+        Case(
+            "sparse_categorical_cross_entropy",
+            "smoothing, 64 logits of 1e30 (no cancellation)",
+            lambda: sparse([0], np.full((1, 64), 1e30), from_logits=True, label_smoothing=0.1),
+            np.log(64),
+        ),
+        Case(
+            "sparse_categorical_cross_entropy",
+            "smoothing, float32 equal logits",
+            lambda: sparse([0], np.zeros((1, 3), np.float32), from_logits=True, label_smoothing=0.1),
+            np.log(3),
+        ),
+        Case(
+            "sparse_categorical_cross_entropy",
+            "smoothing, logits offset by 1e3",
+            lambda: sparse([0, 1, 2], x + 1e3, from_logits=True, label_smoothing=0.2),
+            _smoothed(np.array([0, 1, 2]), x, 0.2),
+        ),
+        Case(
+            "sparse_categorical_cross_entropy",
+            "ignore_index 2**64 (no integer wraps)",
+            lambda: sparse([2, 0], x[:2], from_logits=True, ignore_index=2**64),
+            _sparse(np.array([2, 0]), x[:2]),
+        ),
+        Case(
+            "sparse_categorical_cross_entropy",
+            "uint64 label 2**64 - 1 with ignore_index -1",
+            lambda: sparse(np.array([2**64 - 1, 0], np.uint64), x[:2], from_logits=True, ignore_index=-1),
+            "error",
+            "labels",
+        ),
+        Case(
+            "sparse_categorical_cross_entropy",
+            "masked array",
+            lambda: sparse([0, 1, 2], np.ma.masked_array(x, mask=x > 2), from_logits=True),
+            "error",
+            "y_pred",
+        ),
+        Case(
+            "grad.sparse_categorical_cross_entropy_value_and_grad",
+            "class weights and a label out of range",
+            lambda: value_and_grad([0, 7, 1], x, class_weight=[1.0, 2.0, 3.0]),
+            "error",
+            "labels",
+        ),
+        Case(
+            "grad.sparse_categorical_cross_entropy_value_and_grad",
+            "out= a reversed view",
+            lambda: value_and_grad([0, 1, 2], x, out=reversed_out[::-1])[0],
+            _sparse(np.array([0, 1, 2]), x),
+        ),
+    ]
+
+
+def _smoothed(t: np.ndarray, x: np.ndarray, eps: float) -> float:
+    log_q = sp.log_softmax(np.asarray(x, float), -1)
+    return float(np.mean(-(1 - eps) * log_q[np.arange(len(t)), t] - eps * log_q.mean(-1)))
 
 
 def _joint_cases() -> list[Case]:

@@ -6,6 +6,17 @@ import os
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+if not os.path.exists("/dev/nvidiactl"):
+    # no GPU: the Triton kernels run (on CPU tensors, small shapes) in Triton's interpreter;
+    # it must be set before any kernel is defined
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
+import contextlib
+
+with contextlib.suppress(ImportError):
+    # Triton's LLVM clashes with the one jaxlib and TensorFlow load: importing Triton after either aborts the
+    # process (torch.compile imports it). Loaded first, all three coexist.
+    import triton  # noqa: F401
 
 from dataclasses import dataclass
 from types import ModuleType

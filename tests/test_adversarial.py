@@ -9,9 +9,17 @@ from adversarial_cases import cases, run
 CASES = cases()
 
 
+@pytest.mark.parametrize("backend", ["dispatched", "reference"])
 @pytest.mark.parametrize("case", CASES, ids=[f"{c.function}-{c.input}" for c in CASES])
-def test_adversarial_input(case):
-    outcome, detail = run(case)
+def test_adversarial_input(case, backend):
+    """Each case on the path the dispatcher picks (a fused kernel where one applies) and on the reference path."""
+    from crossentropy import _dispatch
+
+    if backend == "reference":
+        with _dispatch.use("reference"):
+            outcome, detail = run(case)
+    else:
+        outcome, detail = run(case)
     assert outcome == "ok", detail
 
 

@@ -401,3 +401,28 @@ def test_surprising_saturation_values():
     assert got["tf-keras2"] == pytest.approx(5.1416497, rel=1e-6)
     assert got["sklearn"] == pytest.approx(5.3141284, rel=1e-6)
     assert np.isnan(got["optax"])
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("loss", ["binary", "categorical", "sparse"])
+def test_keras_takes_sample_weight_with_a_trailing_axis_of_one(loss, reduction):
+    """Keras squeezes (or adds) a trailing axis of length 1 on sample_weight; so does convention='keras'."""
+    keras = pytest.importorskip("keras")
+    rng = np.random.default_rng(3)
+    sw = rng.random((4, 1)).astype(np.float32)
+    p = rng.dirichlet(np.ones(3), size=4).astype(np.float32)
+    labels = np.array([0, 2, 1, 2])
+    y = np.eye(3, dtype=np.float32)[labels]
+    keras_reduction = {"mean": "sum_over_batch_size", "sum": "sum", "none": "none"}[reduction]
+    if loss == "binary":
+        ours = ce.binary_cross_entropy(y, p, sample_weight=sw, reduction=reduction, convention="keras")
+        theirs = keras.losses.BinaryCrossentropy(reduction=keras_reduction)(y, p, sample_weight=sw)
+    elif loss == "categorical":
+        ours = ce.categorical_cross_entropy(y, p, sample_weight=sw, reduction=reduction, convention="keras")
+        theirs = keras.losses.CategoricalCrossentropy(reduction=keras_reduction)(y, p, sample_weight=sw)
+    else:
+        ours = ce.sparse_categorical_cross_entropy(labels, p, sample_weight=sw, reduction=reduction, convention="keras")
+        theirs = keras.losses.SparseCategoricalCrossentropy(reduction=keras_reduction)(labels, p, sample_weight=sw)
+    theirs = np.asarray(theirs)
+    assert np.shape(ours) == theirs.shape
+    np.testing.assert_allclose(np.asarray(ours), theirs, rtol=2e-6, atol=1e-7)

@@ -12,9 +12,7 @@ from collections.abc import Sequence
 from types import ModuleType
 from typing import Any
 
-import numpy as np
-
-from . import _kernels
+from . import _dispatch
 from ._namespace import asarray, float_dtypes, namespace, normalize_axis, quiet, to_dtype
 from ._special import log_ratio, log_softmax, xlogx, xlogy_from_log
 from ._validation import (
@@ -24,7 +22,6 @@ from ._validation import (
     check_distribution,
     check_logits,
     check_probabilities,
-    sum_tolerance,
 )
 
 Array = Any
@@ -84,24 +81,12 @@ def _distributions(
 
 
 def _fast(kind: str, p: object, q: object, axis: int, keepdims: bool, base: float | None, validate: bool) -> Any:
-    """The row-wise measure from the fused CPU kernel for NumPy probabilities, or None."""
-    arrays: tuple[Any, ...] = (p,) if q is None else (p, q)
-    if not _kernels.usable(*arrays):
+    """The row-wise measure from a fused kernel when the dispatcher picks one, else None."""
+    first: Any = p
+    if not hasattr(first, "ndim") or first.ndim < 1 or (q is not None and getattr(q, "shape", None) != first.shape):
         return None
-    first = arrays[0]
-    assert isinstance(first, np.ndarray)
-    if first.ndim < 1 or first.shape[-1] == 0 or any(a.shape != first.shape or a.dtype != first.dtype for a in arrays):
-        return None
-    if first.dtype not in (np.float32, np.float64) or normalize_axis(axis, first.ndim, "p") != first.ndim - 1:
-        return None
-    c = first.shape[-1]
-    rows = _kernels.info(
-        kind,
-        first.reshape(-1, c),
-        None if q is None else np.asarray(q).reshape(-1, c),
-        check_sums=validate,
-        tol=sum_tolerance(np, first.dtype),
-    )
+    last = normalize_axis(axis, first.ndim, "p") == first.ndim - 1
+    rows = _dispatch.info(kind, p, q, last_axis=last, check_sums=validate)
     if rows is None:
         return None
     values = _scale(rows.reshape(first.shape[:-1] + ((1,) if keepdims else ())), base).astype(first.dtype)

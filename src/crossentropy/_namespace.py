@@ -48,9 +48,16 @@ def asarray(xp: ModuleType, x: object, name: str, *, like: Array | None = None) 
 
     Arrays of ``xp`` pass through untouched. Lists, scalars and objects with
     ``__array__`` (pandas Series) are converted. Non-numeric data (strings,
-    objects, complex numbers) raise :class:`InputError` naming ``name``.
+    objects, complex numbers) and NumPy masked arrays (whose mask some
+    operations would honour and others ignore) raise :class:`InputError`
+    naming ``name``.
     """
     arr: Array
+    if isinstance(x, np.ma.MaskedArray):
+        raise InputError(
+            f"{name} is a masked array: crossentropy does not guess what a mask means; pass {name}.filled(value) "
+            f"or select the unmasked rows first"
+        )
     if _is_array(x) and array_api_compat.array_namespace(x) is xp:
         arr = x
     else:

@@ -16,7 +16,7 @@ from typing import Any
 Array = Any
 
 
-def _shifted_lse(xp: ModuleType, x: Array, axis: int) -> tuple[Array, Array, Array]:
+def shifted_lse(xp: ModuleType, x: Array, axis: int) -> tuple[Array, Array, Array]:
     """Return ``(m, x - m, log(sum(exp(x - m))))`` with ``m`` the slice maximum.
 
     The sum is at least 1 (the maximum contributes ``exp(0)``), so it is
@@ -38,14 +38,14 @@ def logsumexp(xp: ModuleType, x: Array, axis: int, *, keepdims: bool = False) ->
 
     A slice that is all ``-inf`` gives ``-inf``; a ``+inf`` entry gives ``+inf``.
     """
-    m, _, lse = _shifted_lse(xp, x, axis)
+    m, _, lse = shifted_lse(xp, x, axis)
     out = lse + m
     return out if keepdims else xp.squeeze(out, axis=axis)
 
 
 def log_softmax(xp: ModuleType, x: Array, axis: int) -> Array:
     """``x - logsumexp(x)`` along ``axis``: log-probabilities from logits."""
-    _, z, lse = _shifted_lse(xp, x, axis)
+    _, z, lse = shifted_lse(xp, x, axis)
     return z - lse
 
 
@@ -83,3 +83,20 @@ def log_ratio(xp: ModuleType, p: Array, q: Array) -> Array:
     normal = (ratio >= tiny) & (ratio < math.inf)
     safe_ratio = xp.where(normal, ratio, 1.0)
     return xp.where(normal, xp.log(safe_ratio), xp.log(p) - xp.log(q))
+
+
+def where_zero(xp: ModuleType, a: Array, value: Array) -> Array:
+    """``value`` where ``a != 0``, else exactly 0 (no ``0 * inf`` from the masked entries)."""
+    return xp.where(a == 0, 0.0, value)
+
+
+def softmax_grad(xp: ModuleType, h: Array, q: Array, axis: int) -> Array:
+    """Gradient with respect to logits given ``h = q * dL/dq`` and ``q = softmax``: ``h - q sum(h)``."""
+    return h - q * xp.sum(h, axis=axis, keepdims=True)
+
+
+def targets_grad(xp: ModuleType, a: Array, log_q: Array, axis: int, from_logits: bool) -> Array:
+    """Gradient of ``-sum_c a_c log q_c``: ``sum(a) q - a`` for logits, ``-a / q`` for probabilities."""
+    if from_logits:
+        return softmax_grad(xp, -a, xp.exp(log_q), axis)
+    return where_zero(xp, a, -a / xp.exp(log_q))

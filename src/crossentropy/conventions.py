@@ -101,6 +101,21 @@ class Convention:
     unsupported: ClassVar[frozenset[str]] = frozenset()
     default_ignore_index: ClassVar[int | None] = None
 
+    fused: ClassVar[frozenset[str]] = frozenset({"sparse"})
+    """The fused kernels whose per-sample loss is this convention's (the dispatcher reads it):
+    ``"sparse"`` (integer labels, from logits), ``"soft"`` (soft targets, from logits),
+    ``"binary"`` (elementwise binary cross-entropy). The conventions that differ from
+    ``"exact"`` only in their reductions share its per-sample kernels."""
+
+    gradient_from_logits: ClassVar[bool] = True
+    """The losses from logits have a closed form gradient (no clipping in the log-softmax)."""
+
+    gradient_from_probabilities: ClassVar[bool] = False
+    """The losses from probabilities have a closed form gradient (no clipping)."""
+
+    plain_log_softmax: ClassVar[bool] = True
+    """Logits become log-probabilities by the plain log-softmax (see :meth:`log_softmax`)."""
+
     def __repr__(self) -> str:
         return f"<convention {self.name!r}: {self.library}>"
 
@@ -128,6 +143,20 @@ class Convention:
                     f"convention {self.name!r} ({self.library}) has no {option} for {loss}; "
                     f"use convention='exact' or leave {option} unset"
                 )
+
+    def require_gradient(self, from_logits: bool) -> None:
+        """Raise InputError when the loss has no closed-form gradient here (its clipping is piecewise)."""
+        if self.gradient_from_logits if from_logits else self.gradient_from_probabilities:
+            return
+        raise InputError(
+            f"no closed-form gradient for convention {self.name!r} "
+            f"{'from logits' if from_logits else 'from probabilities'}: its clipping is piecewise; "
+            "use convention='exact' (or 'torch'/'optax' from logits), or autograd"
+        )
+
+    def match_sample_weight(self, xp: ModuleType, losses: Array, weight: Array) -> tuple[Array, Array]:
+        """``(losses, sample_weight)`` brought to shapes that combine; by default both stay as given."""
+        return losses, weight
 
     # --- from probabilities and logits to log-probabilities -----------------------------
 
@@ -212,6 +241,8 @@ class _Exact(Convention):
     name = "exact"
     library = "the mathematics"
     sum_check = "error"
+    fused = frozenset({"sparse", "soft", "binary"})
+    gradient_from_probabilities = True
 
 
 class _Torch(Convention):
@@ -289,6 +320,20 @@ class _Keras(Convention):
     binary_mean_over_last_axis = True
     focal_logits_as_probabilities = True
     empty_mean_is_zero = True
+    gradient_from_logits = False
+
+    def match_sample_weight(self, xp: ModuleType, losses: Array, weight: Array) -> tuple[Array, Array]:
+        """Keras' ``squeeze_or_expand_to_same_rank``: ranks that differ by a trailing axis of length 1 are
+        matched by adding that axis to a 1-D side or removing it from the other."""
+        if losses.ndim == weight.ndim + 1 and losses.shape[-1] == 1:
+            if weight.ndim == 1:
+                return losses, xp.expand_dims(weight, axis=-1)
+            return xp.squeeze(losses, axis=-1), weight
+        if weight.ndim == losses.ndim + 1 and weight.shape[-1] == 1:
+            if losses.ndim == 1:
+                return xp.expand_dims(losses, axis=-1), weight
+            return losses, xp.squeeze(weight, axis=-1)
+        return losses, weight
 
     def _clip(self, xp: ModuleType, p: Array, dtype: Any) -> Array:
         assert self.epsilon is not None
@@ -357,6 +402,9 @@ class _Sklearn(Convention):
         {"z_loss", "label_smoothing", "ignore_index", "pos_weight", "binary_focal", "categorical_focal"}
     )
     class_weight_as_sample_weight = True
+    fused = frozenset()
+    gradient_from_logits = False
+    plain_log_softmax = False
 
     def _eps(self, xp: ModuleType, dtype: Any) -> float:
         return float(xp.finfo(dtype).eps)

@@ -1,17 +1,24 @@
 """Vocabulary-parallel cross-entropy over ``torch.distributed``.
 
 Each rank of a tensor-parallel group holds a contiguous slice of the
-vocabulary (the last axis of the logits); slices may have different widths.
-The standard algorithm combines the slices with two all-reduces per call:
-the row maximum (MAX), then one SUM of the stacked sum of exponentials, the
-target's shifted logit (non-zero on the rank that owns the target) and, for
-label smoothing, the sum of shifted logits. The backward pass is local:
-``softmax - target`` on each rank's slice, no collective.
+vocabulary (the last axis of the logits); slices may have different widths,
+including zero. Every rank computes its slice's row statistics with the same
+per-row kernels as the single-process loss (the C kernel for CPU shards,
+Triton for CUDA shards, plain torch operations elsewhere): the maximum
+``m``, ``s = sum exp(x - m)`` and, for label smoothing, ``d = sum_j w_j (m -
+x_j)``. Two collectives on the logits' device combine them: a MAX of the
+row maxima, then one SUM of the rescaled sums, the target's logit (non-zero
+on the rank that owns the target), the smoothing sums and an invalid-row
+count. The backward pass is local: the same kernel writes ``softmax -
+target`` for the slice, into one new buffer or, with
+``inplace_backward=True``, into the logits themselves.
 
-Unlike Megatron-LM's version, label smoothing uses the *global* vocabulary
-size and sum, so every rank computes the same loss, equal to PyTorch's
-``F.cross_entropy(..., label_smoothing=eps)`` on the gathered logits; and
-labels outside the vocabulary are errors, not silently wrong.
+The numbers are PyTorch's ``F.cross_entropy`` on the gathered logits, in the
+logits' own dtype (float64 stays float64), with class weights, label
+smoothing over the *global* vocabulary (so every rank computes the same
+loss, unlike Megatron-LM), z-loss, and the three reductions. Labels outside
+the vocabulary and NaN or ``+inf`` logits are errors on every rank at once,
+never a silently wrong number or a rank left waiting.
 
 Importing this module imports torch.
 
@@ -31,16 +38,17 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from ._validation import InputError, check_choice, check_unit_interval
+from . import _dispatch
+from ._validation import InputError, check_choice, check_nonnegative, check_unit_interval
 
 __all__ = ["vocab_parallel_cross_entropy", "vocab_range"]
 
 
-def vocab_range(local_size: int, group: Any = None) -> tuple[int, int, int]:
-    """``(start, end, total)`` of this rank's vocabulary slice (one all-gather of the widths)."""
+def vocab_range(local_size: int, group: Any = None, *, device: Any = "cpu") -> tuple[int, int, int]:
+    """``(start, end, total)`` of this rank's vocabulary slice (one all-gather of the widths on ``device``)."""
     world = dist.get_world_size(group)
-    sizes = [torch.zeros(1, dtype=torch.int64) for _ in range(world)]
-    dist.all_gather(sizes, torch.tensor([local_size], dtype=torch.int64), group=group)
+    sizes = [torch.zeros(1, dtype=torch.int64, device=device) for _ in range(world)]
+    dist.all_gather(sizes, torch.tensor([local_size], dtype=torch.int64, device=device), group=group)
     widths = [int(s.item()) for s in sizes]
     rank = dist.get_rank(group)
     start = sum(widths[:rank])
@@ -48,47 +56,83 @@ def vocab_range(local_size: int, group: Any = None) -> tuple[int, int, int]:
 
 
 class _VocabParallelCrossEntropy(torch.autograd.Function):
+    """Per-row losses of a vocabulary-sharded row; the backward pass is local to the shard."""
+
     @staticmethod
     def forward(
         ctx: Any,
-        logits: torch.Tensor,
+        shard: torch.Tensor,
         labels: torch.Tensor,
+        class_weight: torch.Tensor | None,
         start: int,
         total: int,
         ignore_index: int,
         smoothing: float,
+        z_loss: float,
         group: Any,
-    ) -> torch.Tensor:
-        x = logits.float()
-        local = x.shape[-1]
-        row_max = x.max(dim=-1).values
-        dist.all_reduce(row_max, op=dist.ReduceOp.MAX, group=group)
-        shifted = x - row_max.unsqueeze(-1)
-        exp = shifted.exp()
-        valid = labels != ignore_index
-        owned = valid & (labels >= start) & (labels < start + local)
-        index = torch.where(owned, labels - start, torch.zeros_like(labels)).unsqueeze(-1)
-        picked = torch.gather(shifted, -1, index).squeeze(-1)
-        target = torch.where(owned, picked, torch.zeros_like(picked))
-        stats = torch.stack([exp.sum(-1), target, shifted.sum(-1)], dim=-1)
+        inplace_backward: bool,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        kernel = _dispatch.vocab_shard_kernel(shard)
+        local = shard.shape[-1]
+        rows = labels.reshape(-1)
+        x = shard.detach().reshape(rows.numel(), local)
+        acc = torch.float64 if shard.dtype == torch.float64 else torch.float32
+        cw_local = None if class_weight is None else class_weight[start : start + local]
+        m, s, d = kernel.row_stats(x, class_weight=cw_local, need_dsum=smoothing > 0)
+        bad = torch.isnan(m)
+        big = torch.where(bad, -torch.inf, m)
+        dist.all_reduce(big, op=dist.ReduceOp.MAX, group=group)
+        safe_big = torch.where(big == -torch.inf, 0.0, big)
+        valid = rows != ignore_index
+        owned = valid & (rows >= start) & (rows < start + local)
+        picked = torch.zeros_like(m)
+        if local:
+            index = torch.where(owned, rows - start, 0).unsqueeze(-1)
+            picked = torch.where(owned, x.gather(-1, index).squeeze(-1).to(acc), 0.0)
+        w_local = float(local) if cw_local is None else cw_local.to(acc).sum()
+        scaled_s = torch.where(m == -torch.inf, 0.0, s * torch.exp(torch.where(bad, 0.0, m) - safe_big))
+        gap = torch.where(m == -torch.inf, torch.inf, safe_big - m)
+        scaled_d = d + torch.where(torch.as_tensor(w_local) == 0, 0.0, w_local * gap)
+        stats = torch.stack([scaled_s, scaled_d, picked, bad.to(acc)])
         dist.all_reduce(stats, op=dist.ReduceOp.SUM, group=group)
-        sum_exp, target_logit, sum_shifted = stats.unbind(-1)
-        log_sum = sum_exp.log()
-        loss = (1.0 - smoothing) * (log_sum - target_logit)
+        big_s, big_d, target_logit, bad_count = stats.unbind(0)
+        log_s = torch.log(big_s)
+        lse = big + log_s
+        w_y = torch.ones_like(m) if class_weight is None else class_weight.to(acc)[torch.where(valid, rows, 0)]
+        w_sum = float(total) if class_weight is None else class_weight.to(acc).sum()
+        loss = (1.0 - smoothing) * w_y * ((big - target_logit) + log_s) + z_loss * lse * lse
         if smoothing:
-            loss = loss + smoothing / total * (total * log_sum - sum_shifted)
-        loss = torch.where(valid, loss, torch.zeros_like(loss))
-        ctx.save_for_backward(exp / sum_exp.unsqueeze(-1), owned, index, valid)
-        ctx.smoothing, ctx.total = smoothing, total
-        return loss
+            loss = loss + smoothing / total * (w_sum * log_s + big_d)
+        loss = torch.where(valid, loss, 0.0)
+        invalid = (bad_count > 0) | (big == -torch.inf)
+        ctx.save_for_backward(shard, rows, class_weight, big, log_s, lse, w_y, owned, valid)
+        ctx.options = (start, total, smoothing, z_loss, w_sum, inplace_backward)
+        ctx.mark_non_differentiable(invalid)
+        return loss.reshape(labels.shape), invalid
 
     @staticmethod
-    def backward(ctx: Any, grad_loss: torch.Tensor) -> tuple[Any, ...]:
-        softmax, owned, index, valid = ctx.saved_tensors
-        grad = softmax - ctx.smoothing / ctx.total
-        grad.scatter_add_(-1, index, -(1.0 - ctx.smoothing) * owned.to(grad.dtype).unsqueeze(-1))
-        grad = grad * (grad_loss * valid).unsqueeze(-1)
-        return grad, None, None, None, None, None, None
+    def backward(ctx: Any, grad_loss: torch.Tensor, _invalid: torch.Tensor) -> tuple[Any, ...]:
+        shard, rows, class_weight, big, log_s, lse, w_y, owned, valid = ctx.saved_tensors
+        start, total, smoothing, z_loss, w_sum, inplace = ctx.options
+        local = shard.shape[-1]
+        kernel = _dispatch.vocab_shard_kernel(shard)
+        g = grad_loss.reshape(-1).to(big.dtype) * valid.to(big.dtype)
+        coef = g * ((1.0 - smoothing) * w_y + smoothing / total * w_sum + 2.0 * z_loss * lse)
+        target_col = torch.where(owned, rows - start, -1)
+        grad = shard.detach() if inplace else torch.empty_like(shard)
+        cw_local = None if class_weight is None else class_weight[start : start + local]
+        kernel.softmax_grad(
+            shard.detach().reshape(rows.numel(), local),
+            big,
+            log_s,
+            coef,
+            target_col,
+            g * (1.0 - smoothing) * w_y,
+            off=g * smoothing / total,
+            class_weight=cw_local,
+            grad=grad.reshape(rows.numel(), local),
+        )
+        return grad, None, None, None, None, None, None, None, None, None
 
 
 def vocab_parallel_cross_entropy(
@@ -98,9 +142,13 @@ def vocab_parallel_cross_entropy(
     *,
     vocab_start: int | None = None,
     vocab_size: int | None = None,
+    weight: torch.Tensor | None = None,
     ignore_index: int = -100,
     label_smoothing: float = 0.0,
+    z_loss: float = 0.0,
     reduction: str = "mean",
+    inplace_backward: bool = False,
+    validate: bool = True,
 ) -> torch.Tensor:
     """Cross-entropy of logits whose vocabulary axis is split across the ranks of ``group``.
 
@@ -108,35 +156,51 @@ def vocab_parallel_cross_entropy(
     ----------
     logits_shard : torch.Tensor
         This rank's logits ``(..., V_local)``: columns ``[vocab_start,
-        vocab_start + V_local)`` of the full vocabulary.
+        vocab_start + V_local)`` of the full vocabulary (``V_local`` may be 0).
     labels : torch.Tensor
         Integer targets in ``[0, V)`` over the *full* vocabulary, shape
-        ``logits_shard.shape[:-1]``; ``ignore_index`` entries are skipped.
+        ``logits_shard.shape[:-1]``, the same on every rank; ``ignore_index``
+        entries are skipped.
     group : ProcessGroup, optional
         The tensor-parallel group (default: the world).
     vocab_start, vocab_size : int, optional
         This rank's first column and the full vocabulary size; found with one
-        all-gather of the slice widths when omitted.
+        all-gather of the slice widths (on the logits' device) when omitted.
+    weight : torch.Tensor, optional
+        Class weights for the *full* vocabulary ``(V,)``, as PyTorch's
+        ``weight``: each target's loss is scaled by its class weight (inside
+        the smoothing term too) and the mean divides by the summed weights.
     ignore_index : int, default -100
         Label value to skip (loss 0, excluded from the mean), as PyTorch.
     label_smoothing : float, default 0
         PyTorch's smoothing ``(1 - eps) onehot + eps / V`` over the full vocabulary.
+    z_loss : float, default 0
+        Coefficient of ``logsumexp(x)**2`` added per target (PaLM).
     reduction : {"mean", "sum", "none"}
         The mean is over non-ignored targets (NaN when all are ignored).
+    inplace_backward : bool, default False
+        Write the gradient into ``logits_shard`` itself (no new shard-sized
+        buffer); the logits are overwritten by the backward pass.
+    validate : bool, default True
+        Check labels and logits (one host read per call); errors are raised
+        on every rank together.
 
     Returns
     -------
     torch.Tensor
         The same value on every rank, equal to
-        ``F.cross_entropy(gathered_logits, labels, ...)``; differentiable.
+        ``F.cross_entropy(gathered_logits, labels, ...)`` in the logits' dtype;
+        differentiable with respect to ``logits_shard``.
 
     Raises
     ------
     InputError
-        For labels out of range, mismatched shapes or bad options.
+        For labels out of range, NaN or ``+inf`` logits, a row whose logits
+        are all ``-inf``, mismatched shapes or bad options.
     """
     check_choice("reduction", reduction, ("mean", "sum", "none"))
     eps = check_unit_interval("label_smoothing", label_smoothing)
+    z = check_nonnegative("z_loss", z_loss)
     if not dist.is_available() or not dist.is_initialized():
         raise InputError("vocab_parallel_cross_entropy needs an initialised torch.distributed process group")
     if tuple(labels.shape) != tuple(logits_shard.shape[:-1]):
@@ -144,25 +208,49 @@ def vocab_parallel_cross_entropy(
             f"labels must have shape {tuple(logits_shard.shape[:-1])} (the logits without the "
             f"vocabulary axis), got {tuple(labels.shape)}"
         )
-    if labels.dtype not in (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8):
+    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
         raise InputError(f"labels must be integers, got {labels.dtype}")
     if vocab_start is None or vocab_size is None:
-        start, _, total = vocab_range(logits_shard.shape[-1], group)
+        start, _, total = vocab_range(logits_shard.shape[-1], group, device=logits_shard.device)
         vocab_start = start if vocab_start is None else vocab_start
         vocab_size = total if vocab_size is None else vocab_size
-    labels = labels.long()
-    bad = (labels != ignore_index) & ((labels < 0) | (labels >= vocab_size))
-    if bool(bad.any()):
-        position = tuple(int(i) for i in bad.nonzero()[0])
-        raise InputError(
-            f"labels{list(position)} = {int(labels[position])} is out of range; labels must be in "
-            f"[0, {vocab_size}) or equal ignore_index={ignore_index}"
-        )
-    losses = _VocabParallelCrossEntropy.apply(logits_shard, labels, vocab_start, vocab_size, ignore_index, eps, group)
+    if weight is not None:
+        if tuple(weight.shape) != (vocab_size,):
+            raise InputError(f"weight must have shape ({vocab_size},), one weight per class; got {tuple(weight.shape)}")
+        weight = weight.to(logits_shard.device)
+    labels = labels.to(torch.int64)
+    if validate:
+        bad = (labels != ignore_index) & ((labels < 0) | (labels >= vocab_size))
+        if bool(bad.any()):
+            position = tuple(int(i) for i in bad.nonzero()[0])
+            raise InputError(
+                f"labels{list(position)} = {int(labels[position])} is out of range; labels must be in "
+                f"[0, {vocab_size}) or equal ignore_index={ignore_index}"
+            )
+    losses, invalid = _VocabParallelCrossEntropy.apply(
+        logits_shard, labels, weight, vocab_start, vocab_size, ignore_index, eps, z, group, inplace_backward
+    )
+    if validate:
+        _raise_invalid(invalid, logits_shard)
     if reduction == "none":
         return losses.to(logits_shard.dtype)
     total_loss = losses.sum()
     if reduction == "sum":
         return total_loss.to(logits_shard.dtype)
-    count = (labels != ignore_index).sum()
-    return (total_loss / count).to(logits_shard.dtype)
+    valid = labels != ignore_index
+    w = valid.to(losses.dtype) if weight is None else weight.to(losses.dtype)[torch.where(valid, labels, 0)] * valid
+    return (total_loss / w.sum()).to(logits_shard.dtype)
+
+
+def _raise_invalid(invalid: torch.Tensor, shard: torch.Tensor) -> None:
+    """Raise on every rank for a row with a NaN or ``+inf`` logit on some rank, or only ``-inf`` logits."""
+    if not bool(invalid.any()):
+        return
+    row = int(invalid.nonzero()[0, 0])
+    local = shard.detach().reshape(invalid.numel(), shard.shape[-1])[row]
+    here = (torch.isnan(local) | (local == torch.inf)).nonzero()
+    where = f"; on this rank column {int(here[0, 0])} is {float(local[here[0, 0]])}" if here.numel() else ""
+    raise InputError(
+        f"logits row {row} holds a NaN or +inf logit or has only -inf logits (across the vocabulary shards){where}; "
+        "logits must be finite or -inf, with at least one finite per row"
+    )
