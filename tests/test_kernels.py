@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
@@ -17,6 +18,7 @@ import crossentropy as ce
 from crossentropy import _kernels
 
 ULP = {np.float64: 2, np.float32: 4}
+VARIANTS = _kernels.describe()["variants_supported"]  # every instruction-set variant this CPU runs
 
 
 def test_kernels_are_built_and_used():
@@ -78,7 +80,8 @@ def test_property_sparse_kernel_matches_reference(case, smoothing, z, weighted):
     assert_agree(ce.sparse_categorical_cross_entropy, t, x, dtype=dtype, terms=x.shape[1], **kwargs)
 
 
-def test_kernel_float64_accuracy_against_mpmath():
+@pytest.mark.parametrize("isa", VARIANTS)
+def test_kernel_float64_accuracy_against_mpmath(isa):
     mpmath = pytest.importorskip("mpmath")
     mpmath.mp.prec = 150
     rng = np.random.default_rng(5)
@@ -86,7 +89,8 @@ def test_kernel_float64_accuracy_against_mpmath():
     for c in (3, 37, 300):
         x = rng.normal(0, 3, (40, c))
         t = rng.integers(0, c, 40)
-        got = ce.sparse_categorical_cross_entropy(t, x, from_logits=True, reduction="none")
+        with _kernels.use_isa(isa):
+            got = ce.sparse_categorical_cross_entropy(t, x, from_logits=True, reduction="none")
         for i in range(40):
             exact = mpmath.log(mpmath.fsum(mpmath.exp(mpmath.mpf(v)) for v in x[i])) - mpmath.mpf(x[i, t[i]])
             worst = max(worst, float(abs(mpmath.mpf(got[i]) - exact) / mpmath.mpf(np.spacing(float(exact)))))
@@ -255,3 +259,310 @@ def test_infinite_terms_stay_infinite_on_the_kernel_path():
     assert ce.cross_entropy(p, q)[0] == np.inf
     y, x = np.array([[0.5, 0.5, 0.0]]), np.array([[0.0, -np.inf, 1.0]])
     assert ce.categorical_cross_entropy(y, x, from_logits=True, reduction="none")[0] == np.inf
+
+
+# --- every instruction-set variant this CPU runs -------------------------------------------------------
+
+
+@pytest.mark.parametrize("isa", VARIANTS)
+def test_each_variant_matches_the_reference(isa):
+    rng = np.random.default_rng(7)
+    with _kernels.use_isa(isa):
+        assert _kernels.isa() == isa
+        for dtype in (np.float64, np.float32):
+            for c in (5, 37, 300, 5000):
+                x = rng.normal(0, 4, (24, c)).astype(dtype)
+                t = rng.integers(0, c, 24)
+                for kwargs in ({}, {"label_smoothing": 0.1, "class_weight": rng.uniform(0.5, 2, c).astype(dtype)}):
+                    assert_agree(
+                        ce.sparse_categorical_cross_entropy,
+                        t,
+                        x,
+                        dtype=dtype,
+                        terms=c,
+                        from_logits=True,
+                        reduction="none",
+                        **kwargs,
+                    )
+                fast, reference = both_paths(ce.grad.sparse_categorical_cross_entropy, t, x, from_logits=True)
+                assert np.max(np.abs(fast - reference)) <= 8 * np.finfo(dtype).eps * np.abs(reference).max()
+            p = sp.softmax(rng.normal(0, 3, (16, 50)), -1).astype(dtype)
+            q = np.roll(p, 1, axis=1)
+            for func, args in ((ce.entropy, (p,)), (ce.cross_entropy, (p, q)), (ce.kl_divergence, (p, q))):
+                assert_agree(func, *args, dtype=dtype, terms=50, validate=False)
+            y = (rng.uniform(size=300) > 0.5).astype(dtype)
+            for logits, values in ((True, rng.normal(0, 10, 300)), (False, rng.uniform(0, 1, 300))):
+                assert_agree(
+                    ce.binary_cross_entropy, y, values.astype(dtype), dtype=dtype, from_logits=logits, reduction="none"
+                )
+
+
+# --- row statistics and the softmax gradient (the two-phase entries) ----------------------------------------
+
+
+def _oracle_stats(x, w):
+    x = x.astype(np.float64)
+    mx = x.max(axis=1)
+    with np.errstate(invalid="ignore"):
+        total = np.exp(x - mx[:, None]).sum(axis=1)
+        terms = np.where(w == 0, 0.0, np.where(np.isneginf(x), np.inf, w * (mx[:, None] - x)))
+    total = np.where(np.isneginf(mx), 0.0, total)
+    return mx, total, terms.sum(axis=1)
+
+
+@pytest.mark.parametrize("isa", VARIANTS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("v", [1, 7, 64, 65, 3000, 5000])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_row_stats_against_a_float64_oracle(isa, dtype, v, weighted):
+    rng = np.random.default_rng(v)
+    x = rng.normal(0, 5, (37, v)).astype(dtype)
+    x[3, : v // 2] = -np.inf  # masked classes
+    x[5] = -np.inf  # a shard holding none of the row's mass: valid here
+    x[6] = x[6, 0]  # ties everywhere
+    w = rng.uniform(0, 2, v).astype(dtype) if weighted else np.ones(v, dtype)
+    if weighted:
+        w[::3] = 0  # zero weights count 0, even on -inf logits
+    with _kernels.use_isa(isa):
+        mx, rest, dsum = _kernels.row_stats(x, class_weight=w if weighted else None, need_dsum=True)
+        no_dsum = _kernels.row_stats(x)
+    omx, ototal, odsum = _oracle_stats(x, w.astype(np.float64))
+    assert np.array_equal(mx, omx)
+    assert no_dsum is not None
+    assert no_dsum[2] is None
+    assert np.array_equal(no_dsum[1], rest)
+    assert rest[5] == -1.0
+    assert mx[5] == -np.inf
+    assert dsum[5] == (np.inf if w.max() > 0 else 0.0)
+    eps = np.finfo(dtype).eps
+    np.testing.assert_allclose(1.0 + rest, ototal, rtol=4 * eps, atol=0)
+    finite = np.isfinite(odsum)
+    assert np.array_equal(np.isfinite(dsum), finite)
+    np.testing.assert_allclose(dsum[finite], odsum[finite], rtol=1e-12, atol=1e-300)
+    assert (dsum >= 0).all()
+
+
+def test_row_stats_rejects_nan_and_plus_inf():
+    for bad in (np.nan, np.inf):
+        x = np.zeros((3, 100))
+        x[1, 5] = bad
+        assert _kernels.row_stats(x) is None
+        assert _kernels.row_stats(x[:, :10]) is None
+
+
+def test_row_stats_keeps_log1p_accuracy_for_a_dominant_class():
+    x = np.array([[0.0, -40.0, -45.0], [30.0, 0.0, 0.0]], np.float32)
+    _, rest, _ = _kernels.row_stats(x)
+    expected = [np.exp(-40.0) + np.exp(-45.0), 2 * np.exp(-30.0)]
+    np.testing.assert_allclose(rest, expected, rtol=4 * np.finfo(np.float32).eps)
+
+
+def _oracle_grad(x, mx, shift, coef, off, w, tcol, tcoef):
+    x = x.astype(np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):
+        g = coef[:, None] * np.exp((x - mx[:, None]) - shift[:, None]) - off[:, None] * w[None, :]
+    rows = np.flatnonzero((tcol >= 0) & (tcol < x.shape[1]))
+    g[rows, tcol[rows]] -= tcoef[rows]
+    return g
+
+
+@pytest.mark.parametrize("isa", VARIANTS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("v", [5, 64, 300, 4100])
+def test_softmax_grad_against_a_float64_oracle(isa, dtype, v):
+    rng = np.random.default_rng(v + 1)
+    n = 40
+    x = rng.normal(0, 3, (n, v)).astype(dtype)
+    x[2, :3] = -np.inf
+    w = rng.uniform(0.5, 2, v).astype(dtype)
+    mx = x.astype(np.float64).max(axis=1)
+    shift = np.log(np.exp(x.astype(np.float64) - mx[:, None]).sum(axis=1))
+    coef = rng.uniform(0.5, 2, n)
+    off = rng.uniform(0, 0.01, n)
+    tcol = rng.integers(-2, v + 2, n)  # out-of-range targets subtract nothing
+    tcoef = rng.uniform(0, 1, n)
+    coef[7] = off[7] = tcoef[7] = 0.0  # an all-zero row: exact zeros, exp never evaluated
+    mx[7] = np.nan
+    grad = np.full_like(x, 7.0)
+    with _kernels.use_isa(isa):
+        assert _kernels.softmax_grad(x, mx, shift, coef, tcol, tcoef, off=off, class_weight=w, grad_out=grad)
+    expected = _oracle_grad(x, mx, shift, coef, off, w.astype(np.float64), tcol, tcoef)
+    expected[7] = 0.0
+    assert np.all(grad[7] == 0)
+    assert not np.signbit(grad[7]).any()
+    tol = 6 * np.finfo(dtype).eps * (np.abs(coef) + np.abs(off) * 2 + tcoef)[:, None]
+    assert np.all(np.abs(grad - expected) <= tol)
+    in_place = x.copy()
+    with _kernels.use_isa(isa):
+        _kernels.softmax_grad(in_place, mx, shift, coef, tcol, tcoef, off=off, class_weight=w, grad_out=in_place)
+    assert np.array_equal(in_place, grad)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("v", [10, 1000])
+def test_fused_gradient_equals_row_stats_plus_softmax_grad(dtype, v):
+    rng = np.random.default_rng(3)
+    x = rng.normal(0, 3, (64, v)).astype(dtype)
+    t = rng.integers(0, v, 64)
+    fused = np.empty_like(x)
+    loss = _kernels.sparse(x, t, ignore_index=None, class_weight=None, label_smoothing=0.0, z_loss=0.0, grad_out=fused)
+    mx, rest, _ = _kernels.row_stats(x)
+    shift = np.array([math.log1p(r) for r in rest])  # libm's, as the kernel's long rows use
+    two_phase = np.empty_like(x)
+    ones = np.ones(64)
+    assert _kernels.softmax_grad(x, mx, shift, ones, t, ones, grad_out=two_phase)
+    np.testing.assert_allclose(loss, (mx - x[np.arange(64), t]) + shift, rtol=2 * np.finfo(dtype).eps)
+    if v > 64:  # long rows: the same log1p on both sides, so the same bits
+        assert np.array_equal(fused, two_phase)
+    else:
+        np.testing.assert_allclose(fused, two_phase, rtol=0, atol=4 * np.finfo(dtype).eps)
+
+
+# --- regressions from the hardening issue ---------------------------------------------------------------------
+
+
+def test_label_smoothing_has_no_cancellation():
+    s = ce.sparse_categorical_cross_entropy
+    assert s([0], np.full((1, 64), 1e30), from_logits=True, label_smoothing=0.1) == pytest.approx(np.log(64), rel=1e-14)
+    x32 = np.zeros((1, 3), np.float32)
+    value = s([0], x32, from_logits=True, label_smoothing=0.1, reduction="none")
+    assert value[0] == pytest.approx(np.log(3), rel=2 * np.finfo(np.float32).eps)
+    rng = np.random.default_rng(4)
+    for offset in (1e3, 1e6, -1e8):
+        x = offset + rng.normal(0, 1, (30, 50))
+        t = rng.integers(0, 50, 30)
+        assert_agree(s, t, x, terms=50, from_logits=True, label_smoothing=0.1, reduction="none")
+        assert_agree(
+            s,
+            t,
+            x,
+            terms=50,
+            from_logits=True,
+            label_smoothing=0.1,
+            reduction="none",
+            class_weight=rng.uniform(0.5, 2, 50),
+        )
+
+
+def test_ignore_index_and_labels_never_wrap():
+    x = np.log(np.array([[0.2, 0.3, 0.5], [0.6, 0.3, 0.1]]))
+    s = ce.sparse_categorical_cross_entropy
+    plain = s(np.array([2, 0]), x, from_logits=True)
+    assert s(np.array([2, 0]), x, from_logits=True, ignore_index=2**64) == pytest.approx(plain, rel=1e-15)
+    assert s(np.array([2, 0]), x, from_logits=True, ignore_index=-(2**64)) == pytest.approx(plain, rel=1e-15)
+    huge = np.array([2**64 - 1, 0], dtype=np.uint64)
+    kwargs = {"ignore_index": -1, "class_weight": None, "label_smoothing": 0.0, "z_loss": 0.0}
+    assert _kernels.sparse(x, huge, **kwargs) is None
+    with pytest.raises(ce.InputError, match="labels"):
+        s(huge, x, from_logits=True, ignore_index=-1)
+    with _kernels.disabled(), pytest.raises(ce.InputError, match="labels"):
+        s(huge, x, from_logits=True, ignore_index=-1)
+
+
+def test_masked_arrays_do_not_take_the_kernel_path():
+    x = np.ma.masked_array(np.zeros((2, 3)), mask=[[0, 0, 0], [1, 1, 1]])
+    assert not _kernels.usable(x)
+
+
+def test_disabled_is_per_thread():
+    import threading
+
+    seen = {}
+    inside, checked = threading.Event(), threading.Event()
+
+    def other():
+        inside.wait(10)
+        seen["other"] = _kernels.enabled()
+        checked.set()
+
+    worker = threading.Thread(target=other)
+    worker.start()
+    with _kernels.disabled():
+        inside.set()
+        checked.wait(10)
+        seen["here"] = _kernels.enabled()
+    worker.join(10)
+    assert seen == {"other": True, "here": False}
+    assert _kernels.enabled()
+
+
+# --- the explicit-vector float32 paths: every tail length, NaN anywhere, the ulp bounds per variant ----------
+
+
+@pytest.mark.parametrize("isa", VARIANTS)
+@pytest.mark.parametrize("v", [1, 3, 15, 16, 17, 63, 64, 65, 2047, 2048, 2049, 4097])
+def test_float32_rows_flag_nan_and_inf_at_every_position(isa, v):
+    rng = np.random.default_rng(v)
+    positions = sorted({0, v // 2, v - 1})
+    for bad in (np.nan, np.inf):
+        for where in positions:
+            for masked in (False, True):  # masked: every other value -inf (no finite maximum to subtract)
+                x = np.full((3, v), -np.inf, np.float32) if masked else rng.normal(0, 3, (3, v)).astype(np.float32)
+                x[1, where] = bad
+                with _kernels.use_isa(isa):
+                    assert _kernels.row_stats(x) is None, (bad, where, masked)
+                    kwargs = {"ignore_index": None, "class_weight": None, "label_smoothing": 0.0, "z_loss": 0.0}
+                    assert _kernels.sparse(x, np.zeros(3, np.int64), **kwargs) is None, (bad, where, masked)
+
+
+@pytest.mark.parametrize("isa", VARIANTS)
+def test_float32_kernels_within_their_ulp_bounds_against_mpmath(isa):
+    """The float32 kernels' bounds of docs/accuracy.md, asserted per variant: sparse CE <= 2 ulp, the
+    information measures and binary CE <= 1 ulp (float64 lanes), on odd lengths that exercise every tail."""
+    mpmath = pytest.importorskip("mpmath")
+    mpmath.mp.prec = 96
+    rng = np.random.default_rng(11)
+
+    def worst(got, exact):
+        return max(
+            float(abs(mpmath.mpf(float(g)) - e) / mpmath.mpf(float(np.spacing(np.float32(abs(float(e)))))))
+            for g, e in zip(got, exact, strict=True)
+        )
+
+    with _kernels.use_isa(isa):
+        for v, scale in ((7, 1.0), (37, 10.0), (301, 3.0), (2053, 3.0)):
+            x = rng.normal(0, scale, (12, v)).astype(np.float32)
+            t = rng.integers(0, v, 12)
+            got = ce.sparse_categorical_cross_entropy(t, x, from_logits=True, reduction="none")
+            exact = []
+            for i in range(12):
+                row = [mpmath.mpf(float(a)) for a in x[i]]
+                exact.append(mpmath.log(mpmath.fsum(mpmath.exp(a) for a in row)) - row[t[i]])
+            assert worst(got, exact) <= 2.0, (v, scale)
+        p = sp.softmax(rng.normal(0, 3, (10, 53)), -1).astype(np.float32)
+        q = np.roll(p, 3, axis=1)
+        pm = [[mpmath.mpf(float(a)) for a in r] for r in p]
+        qm = [[mpmath.mpf(float(a)) for a in r] for r in q]
+        exact_h = [-mpmath.fsum(a * mpmath.log(a) for a in r if a) for r in pm]
+        exact_x = [
+            -mpmath.fsum(a * mpmath.log(b) for a, b in zip(r, s, strict=True) if a) for r, s in zip(pm, qm, strict=True)
+        ]
+        exact_kl = [
+            mpmath.fsum(a * mpmath.log(a / b) for a, b in zip(r, s, strict=True) if a)
+            for r, s in zip(pm, qm, strict=True)
+        ]
+        assert worst(ce.entropy(p, validate=False), exact_h) <= 1.0
+        assert worst(ce.cross_entropy(p, q, validate=False), exact_x) <= 1.0
+        assert worst(ce.kl_divergence(p, q, validate=False), exact_kl) <= 1.0
+        y = (rng.uniform(size=101) > 0.5).astype(np.float32)
+        for logits, raw in ((False, rng.uniform(0, 1, 101)), (True, rng.normal(0, 10, 101))):
+            xb = raw.astype(np.float32)
+            got = ce.binary_cross_entropy(y, xb, from_logits=logits, reduction="none")
+            exact = []
+            for a, b in zip(y, xb, strict=True):
+                a, b = mpmath.mpf(float(a)), mpmath.mpf(float(b))
+                if logits:
+                    exact.append(a * mpmath.log(1 + mpmath.exp(-b)) + (1 - a) * mpmath.log(1 + mpmath.exp(b)))
+                else:
+                    exact.append(-(a * mpmath.log(b) if a else 0) - ((1 - a) * mpmath.log(1 - b) if a != 1 else 0))
+            assert worst(got, exact) <= 1.0, logits
+
+
+def test_read_and_copy_floors():
+    x = np.random.default_rng(0).uniform(size=200_003).astype(np.float32)
+    assert _kernels.read_floor(x) == pytest.approx(float(x.sum(dtype=np.float64)), rel=1e-4)
+    out = np.empty_like(x)
+    _kernels.copy_floor(x, out)
+    assert np.array_equal(out, x)
+    with pytest.raises(ValueError, match="out must be"):
+        _kernels.copy_floor(x, np.empty(3, np.float32))

@@ -1,114 +1,124 @@
 """Fused CPU kernels for NumPy inputs (private): loading, threads, and the calls.
 
-The C kernels (``cpu.c``, compiled at install time into ``_cpu.so``) make one
-pass over each row with an online maximum and sum of exponentials, in
-``CROSSENTROPY_NUM_THREADS`` OpenMP threads (default: the CPUs this process
-may use). They are loaded with ctypes on first use. Sums are accumulated in
-float64 for float32 and float64 inputs alike.
+The C kernels (``cpu.c``, compiled at install time into ``_cpu.so`` once per
+instruction-set variant, the best one chosen at load time) make one pass over
+each row with a running maximum and sum of exponentials, on a fork-safe thread
+pool whose size follows ``_threads.policy`` (``CROSSENTROPY_NUM_THREADS``,
+``OMP_NUM_THREADS``, threadpoolctl, cgroup quotas). They are loaded with ctypes
+on first use.
 
-Every function here returns ``None`` when the fast path does not apply (no
-compiled library, an unsupported dtype or layout, or invalid values the
-kernel met); the caller then takes the array-API reference path, which also
-produces the error messages. ``disabled()`` forces the reference path (tests
-run both paths against each other).
+Every kernel function here returns ``None`` (``softmax_grad``: ``False``) when
+the fast path does not apply (no compiled library, an unsupported dtype or
+layout, or invalid values the kernel met); the caller then takes the array-API
+reference path, which also produces the error messages. ``disabled()`` forces
+the reference path in the current thread or asyncio task (tests run both paths
+against each other).
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
+import contextvars
+import operator
 import os
-import threading
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from . import _library, _threads
+
 Array = np.ndarray[Any, Any]
 
-_LOCK = threading.Lock()
-_STATE: dict[str, Any] = {"lib": None, "tried": False, "disabled": 0}
-
-_I64 = ctypes.c_int64
-_P = ctypes.c_void_p
-_D = ctypes.c_double
-_INT = ctypes.c_int
-
-_SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
-    "ce_version": (_INT, []),
-    "ce_max_threads": (_INT, []),
-    "ce_read_floor_f32": (_D, [_P, _I64, _INT]),
-    **{
-        f"ce_sparse_{s}": (_I64, [_P, _I64, _I64, _P, _INT, _I64, _P, _D, _D, _D, _P, _P, _P, _INT])
-        for s in ("f32", "f64")
-    },
-    **{f"ce_soft_{s}": (_I64, [_P, _P, _I64, _I64, _P, _D, _INT, _D, _P, _P, _INT]) for s in ("f32", "f64")},
-    **{f"ce_binary_{s}": (_I64, [_P, _P, _I64, _INT, _D, _D, _P, _INT]) for s in ("f32", "f64")},
-    **{f"ce_info_{s}": (_I64, [_P, _P, _I64, _I64, _INT, _INT, _D, _P, _INT]) for s in ("f32", "f64")},
-}
-
-EXPECTED_VERSION = 3
+_DISABLED: contextvars.ContextVar[int] = contextvars.ContextVar("crossentropy_kernels_disabled", default=0)
+_INT64_MAX = 2**63 - 1
 
 
 def library() -> Any | None:
-    """The compiled kernel library, or None when it was not built."""
-    if _STATE["tried"]:
-        return _STATE["lib"]
-    with _LOCK:
-        if not _STATE["tried"]:
-            path = Path(__file__).with_name("_cpu.so")
-            lib = None
-            if path.exists():
-                try:
-                    lib = ctypes.CDLL(str(path))
-                    for name, (restype, argtypes) in _SIGNATURES.items():
-                        fn = getattr(lib, name)
-                        fn.restype = restype
-                        fn.argtypes = argtypes
-                    if lib.ce_version() != EXPECTED_VERSION:
-                        lib = None
-                except (OSError, AttributeError):
-                    lib = None
-            _STATE["lib"] = lib
-            _STATE["tried"] = True
-    return _STATE["lib"]
+    """The compiled kernel library (a ``ctypes.CDLL``), or None when it was not built or does not load."""
+    return _library.load().lib
 
 
 def available() -> bool:
     """Whether the compiled kernels are built and loadable."""
-    return library() is not None
+    return _library.load().lib is not None
 
 
 def enabled() -> bool:
-    """Whether the fast path is in use now (built, and not disabled)."""
-    return _STATE["disabled"] == 0 and os.environ.get("CROSSENTROPY_DISABLE_KERNELS", "") in ("", "0") and available()
+    """Whether the fast path is in use now (built, and not disabled in this context or by the environment)."""
+    return (
+        _DISABLED.get() == 0
+        and os.environ.get("CROSSENTROPY_DISABLE_KERNELS", "") in ("", "0")
+        and _library.load().lib is not None
+    )
 
 
 @contextlib.contextmanager
 def disabled() -> Iterator[None]:
-    """Use the array-API reference path inside this block."""
-    with _LOCK:
-        _STATE["disabled"] += 1
+    """Use the array-API reference path inside this block (in this thread or task only)."""
+    token = _DISABLED.set(_DISABLED.get() + 1)
     try:
         yield
     finally:
-        with _LOCK:
-            _STATE["disabled"] -= 1
+        _DISABLED.reset(token)
+
+
+def isa() -> str | None:
+    """The instruction-set variant of the kernels in use (``baseline``, ``avx2``, ``avx512``, ``native``)."""
+    return _library.load().isa
+
+
+@contextlib.contextmanager
+def use_isa(name: str) -> Iterator[None]:
+    """Run the kernels of variant ``name`` inside this block (for tests; process-wide, not thread-safe)."""
+    loaded = _library.load()
+    if loaded.lib is None:
+        raise ValueError("the CPU kernels are not built")
+    previous = loaded.isa
+    _library.bind(loaded, name)
+    try:
+        yield
+    finally:
+        assert previous is not None
+        _library.bind(loaded, previous)
 
 
 def num_threads() -> int:
-    """Threads per kernel call: ``CROSSENTROPY_NUM_THREADS``, else the usable CPUs."""
-    value = os.environ.get("CROSSENTROPY_NUM_THREADS", "")
-    if value.strip():
-        try:
-            return max(1, int(value))
-        except ValueError:
-            pass
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:
-        return max(1, os.cpu_count() or 1)
+    """Threads for a large kernel call (see ``_threads``; threadpoolctl's limit included)."""
+    lib = _library.load().lib
+    return _threads.policy(int(lib.ce_get_thread_limit()) if lib is not None else 0)[0]
+
+
+def describe() -> dict[str, Any]:
+    """What ``crossentropy info`` reports about the kernels: built, variant, threads and why."""
+    loaded = _library.load()
+    limit = int(loaded.lib.ce_get_thread_limit()) if loaded.lib is not None else 0
+    threads, source = _threads.policy(limit)
+    cpus, cpu_source = _threads.usable_cpus()
+    return {
+        "built": loaded.lib is not None,
+        "enabled": enabled(),
+        "isa": loaded.isa,
+        "isa_note": loaded.note,
+        "variants_compiled": list(loaded.compiled),
+        "variants_supported": list(loaded.supported),
+        "threads": threads,
+        "threads_source": source,
+        "usable_cpus": cpus,
+        "usable_cpus_source": cpu_source,
+        "min_work_per_thread": _threads.MIN_WORK_PER_THREAD,
+    }
+
+
+def _threads_for(work: int) -> int:
+    if work < 2 * _threads.MIN_WORK_PER_THREAD:  # one thread whatever the policy: skip reading it (tiny calls)
+        return 1
+    return _threads.for_work(num_threads(), work)
+
+
+def _fns() -> dict[str, Any] | None:
+    loaded = _library.load()
+    return loaded.fns if loaded.lib is not None else None
 
 
 def _suffix(*arrays: Array) -> str | None:
@@ -123,8 +133,22 @@ def _ptr(a: Array | None) -> int | None:
 
 
 def usable(*arrays: Any) -> bool:
-    """Whether these are NumPy arrays the kernels can take (and the fast path is on)."""
-    return enabled() and all(isinstance(a, np.ndarray) for a in arrays)
+    """Whether these are plain NumPy arrays the kernels can take (and the fast path is on); masked arrays are not."""
+    return enabled() and all(isinstance(a, np.ndarray) and not isinstance(a, np.ma.MaskedArray) for a in arrays)
+
+
+def _class_weight(class_weight: Array | None, x: Array) -> Array | None:
+    return None if class_weight is None else np.ascontiguousarray(class_weight, dtype=x.dtype).reshape(x.shape[1])
+
+
+def _int64_labels(labels: Array, n: int) -> Array | None:
+    """Labels as int64 without wrapping: None if one does not fit (the reference path reports it)."""
+    labels = np.asarray(labels)
+    if labels.dtype.kind not in "iu" or labels.size != n:
+        return None
+    if labels.dtype == np.uint64 and n and int(labels.max()) > _INT64_MAX:
+        return None
+    return np.ascontiguousarray(labels, dtype=np.int64).reshape(n)
 
 
 def sparse(
@@ -141,29 +165,39 @@ def sparse(
     """Per-row sparse cross-entropy of logits ``x`` (N, C); optionally the gradient into ``grad_out``.
 
     Returns the per-row losses (float64), or None if the kernel met an invalid
-    row (NaN or +inf logits, all -inf, a label out of range).
+    row (NaN or +inf logits, all -inf, a label out of range or beyond int64).
+    An ``ignore_index`` outside int64 ignores nothing (no label can equal it).
     """
-    lib = library()
+    fns = _fns()
     suffix = _suffix(x)
-    if lib is None or suffix is None or x.ndim != 2:
+    if fns is None or suffix is None or x.ndim != 2 or x.shape[1] == 0:
         return None
-    x = np.ascontiguousarray(x)
-    n, v = x.shape
-    labels = np.ascontiguousarray(labels, dtype=np.int64).reshape(n)
-    cw = None if class_weight is None else np.ascontiguousarray(class_weight, dtype=x.dtype)
-    scale = None if row_scale is None else np.ascontiguousarray(row_scale, dtype=np.float64)
-    loss = np.empty(n)
     if grad_out is not None and (
         grad_out.dtype != x.dtype or grad_out.shape != x.shape or not grad_out.flags.c_contiguous
     ):
         return None
-    bad = getattr(lib, f"ce_sparse_{suffix}")(
+    if grad_out is not None and not x.flags.c_contiguous and np.shares_memory(grad_out, x):
+        return None
+    x = np.ascontiguousarray(x)
+    n, v = x.shape
+    y = _int64_labels(labels, n)
+    if y is None:
+        return None
+    try:
+        ignore = None if ignore_index is None else operator.index(ignore_index)
+    except TypeError:
+        return None
+    has_ignore = ignore is not None and -_INT64_MAX - 1 <= ignore <= _INT64_MAX
+    cw = _class_weight(class_weight, x)
+    scale = None if row_scale is None else np.ascontiguousarray(row_scale, dtype=np.float64).reshape(n)
+    loss = np.empty(n)
+    bad = fns[f"ce_sparse_{suffix}"](
         _ptr(x),
         n,
         v,
-        _ptr(labels),
-        int(ignore_index is not None),
-        int(ignore_index or 0),
+        _ptr(y),
+        int(has_ignore),
+        ignore if has_ignore else 0,
         _ptr(cw),
         float(cw.sum(dtype=np.float64)) if cw is not None else 0.0,
         float(label_smoothing),
@@ -171,24 +205,112 @@ def sparse(
         _ptr(loss),
         _ptr(grad_out),
         _ptr(scale),
-        num_threads(),
+        _threads_for(n * v),
     )
     return None if bad else loss
+
+
+def row_stats(
+    x: Array, *, class_weight: Array | None = None, need_dsum: bool = False
+) -> tuple[Array, Array, Array | None] | None:
+    """Per-row statistics of logits ``x`` (N, V): ``(mx, rest, dsum)``, float64 arrays of length N.
+
+    ``mx[i] = max_j x[i, j]``; ``sum_j exp(x[i, j] - mx[i]) = 1 + rest[i]`` (the
+    non-maximal terms plus ties - 1, so ``log1p(rest)`` keeps its accuracy); with
+    ``need_dsum``, ``dsum[i] = sum_j w_j (mx[i] - x[i, j])`` (``w_j = 1`` without
+    class weights; every term is >= 0, terms with ``w_j = 0`` count 0), else
+    ``dsum`` is None. A row of -inf only is valid (one vocabulary shard of a
+    longer row): ``mx = -inf``, ``rest = -1`` and ``dsum = inf`` if any
+    ``w_j > 0``, else 0. Returns None if a row holds NaN or +inf.
+    """
+    fns = _fns()
+    suffix = _suffix(x)
+    if fns is None or suffix is None or x.ndim != 2 or x.shape[1] == 0:
+        return None
+    x = np.ascontiguousarray(x)
+    n, v = x.shape
+    cw = _class_weight(class_weight, x)
+    mx, rest = np.empty(n), np.empty(n)
+    dsum = np.empty(n) if need_dsum else None
+    bad = fns[f"ce_row_stats_{suffix}"](
+        _ptr(x), n, v, _ptr(cw), int(need_dsum), _ptr(mx), _ptr(rest), _ptr(dsum), _threads_for(n * v)
+    )
+    return None if bad else (mx, rest, dsum)
+
+
+def softmax_grad(
+    x: Array,
+    mx: Array,
+    shift: Array,
+    coef: Array,
+    target_col: Array,
+    target_coef: Array,
+    *,
+    off: Array | None = None,
+    class_weight: Array | None = None,
+    grad_out: Array,
+) -> bool:
+    """Write ``coef[i] exp((x[i, j] - mx[i]) - shift[i]) - off[i] w_j`` into ``grad_out`` (N, V).
+
+    Then subtracts ``target_coef[i]`` at column ``target_col[i]`` where
+    ``0 <= target_col[i] < V``. ``mx, shift, coef, off, target_coef`` are per-row
+    float64 values, ``target_col`` integers; ``off`` defaults to 0 and ``w_j`` to 1.
+    Rows whose ``coef``, ``off`` and ``target_coef`` are all 0 are written as exact
+    zeros. ``grad_out`` may be ``x`` (in place). The exponential is the one the
+    fused ``sparse`` kernel uses (float32 lanes for float32), so both give the
+    same gradient. Returns False (writing nothing) when the kernel cannot take
+    these arrays.
+    """
+    fns = _fns()
+    suffix = _suffix(x)
+    if fns is None or suffix is None or x.ndim != 2 or not isinstance(grad_out, np.ndarray):
+        return False
+    if grad_out.dtype != x.dtype or grad_out.shape != x.shape or not grad_out.flags.c_contiguous:
+        return False
+    if not x.flags.c_contiguous and np.shares_memory(grad_out, x):
+        return False
+    x = np.ascontiguousarray(x)
+    n, v = x.shape
+
+    def rows(a: Any) -> Array:
+        return np.ascontiguousarray(np.broadcast_to(np.asarray(a, dtype=np.float64), (n,)))
+
+    tcol = np.asarray(target_col)
+    if tcol.dtype.kind not in "iu" or (tcol.dtype == np.uint64 and n and int(tcol.max()) > _INT64_MAX):
+        return False
+    tcol = np.ascontiguousarray(np.broadcast_to(tcol, (n,)), dtype=np.int64)
+    cw = _class_weight(class_weight, x)
+    per_row = [rows(a) for a in (mx, shift, coef)]
+    offs = None if off is None else rows(off)
+    tcoef = rows(target_coef)
+    fns[f"ce_softmax_grad_{suffix}"](
+        _ptr(x),
+        n,
+        v,
+        *(_ptr(a) for a in per_row),
+        _ptr(offs),
+        _ptr(cw),
+        _ptr(tcol),
+        _ptr(tcoef),
+        _ptr(grad_out),
+        _threads_for(n * v),
+    )
+    return True
 
 
 def soft(
     x: Array, y: Array, *, class_weight: Array | None, label_smoothing: float, check_sums: bool, tol: float
 ) -> tuple[Array, Array] | None:
     """Per-row ``-sum_c a_c log_softmax(x)_c`` and each row's class weight ``sum_c w_c y_c``."""
-    lib = library()
+    fns = _fns()
     suffix = _suffix(x, y)
-    if lib is None or suffix is None or x.ndim != 2:
+    if fns is None or suffix is None or x.ndim != 2 or x.shape != y.shape or x.shape[1] == 0:
         return None
     x, y = np.ascontiguousarray(x), np.ascontiguousarray(y)
     n, v = x.shape
-    cw = None if class_weight is None else np.ascontiguousarray(class_weight, dtype=x.dtype)
+    cw = _class_weight(class_weight, x)
     loss, class_of = np.empty(n), np.empty(n)
-    bad = getattr(lib, f"ce_soft_{suffix}")(
+    bad = fns[f"ce_soft_{suffix}"](
         _ptr(x),
         _ptr(y),
         n,
@@ -199,20 +321,20 @@ def soft(
         float(tol),
         _ptr(loss),
         _ptr(class_of),
-        num_threads(),
+        _threads_for(2 * n * v),
     )
     return None if bad else (loss, class_of)
 
 
 def binary(y: Array, p: Array, *, from_logits: bool, pos_weight: float, label_smoothing: float) -> Array | None:
     """Elementwise binary cross-entropy (in the inputs' dtype), or None on invalid values."""
-    lib = library()
+    fns = _fns()
     suffix = _suffix(y, p)
-    if lib is None or suffix is None or y.shape != p.shape:
+    if fns is None or suffix is None or y.shape != p.shape:
         return None
     y, p = np.ascontiguousarray(y), np.ascontiguousarray(p)
     out = np.empty_like(p)
-    bad = getattr(lib, f"ce_binary_{suffix}")(
+    bad = fns[f"ce_binary_{suffix}"](
         _ptr(y),
         _ptr(p),
         p.size,
@@ -220,7 +342,7 @@ def binary(y: Array, p: Array, *, from_logits: bool, pos_weight: float, label_sm
         float(pos_weight),
         float(label_smoothing),
         _ptr(out),
-        num_threads(),
+        _threads_for(2 * p.size),
     )
     return None if bad else out
 
@@ -230,25 +352,46 @@ INFO_KINDS = {"entropy": 0, "cross_entropy": 1, "kl_divergence": 2}
 
 def info(kind: str, p: Array, q: Array | None, *, check_sums: bool, tol: float) -> Array | None:
     """Row-wise entropy, cross-entropy or KL (float64) of probabilities (N, C), or None on invalid rows."""
-    lib = library()
+    fns = _fns()
     arrays = (p,) if q is None else (p, q)
     suffix = _suffix(*arrays)
-    if lib is None or suffix is None or p.ndim != 2 or (q is not None and q.shape != p.shape):
+    if fns is None or suffix is None or p.ndim != 2 or p.shape[1] == 0 or (q is not None and q.shape != p.shape):
         return None
     p = np.ascontiguousarray(p)
     q = None if q is None else np.ascontiguousarray(q)
     n, v = p.shape
     out = np.empty(n)
-    bad = getattr(lib, f"ce_info_{suffix}")(
-        _ptr(p), _ptr(q), n, v, INFO_KINDS[kind], int(check_sums), float(tol), _ptr(out), num_threads()
+    bad = fns[f"ce_info_{suffix}"](
+        _ptr(p),
+        _ptr(q),
+        n,
+        v,
+        INFO_KINDS[kind],
+        int(check_sums),
+        float(tol),
+        _ptr(out),
+        _threads_for(len(arrays) * n * v),
     )
     return None if bad else out
 
 
 def read_floor(x: Array) -> float:
     """Read every value of a float32 array once with all threads (the benchmarks' floor)."""
-    lib = library()
-    if lib is None:
+    fns = _fns()
+    if fns is None:
         return float(x.sum())
-    x = np.ascontiguousarray(x, dtype=np.float32)
-    return float(lib.ce_read_floor_f32(_ptr(x), x.size, num_threads()))
+    x = np.ascontiguousarray(x, dtype=np.float32).reshape(-1)
+    partial = np.empty(x.size // 65536 + 1)
+    return float(fns["ce_read_floor_f32"](_ptr(x), x.size, _ptr(partial), num_threads()))
+
+
+def copy_floor(x: Array, out: Array) -> None:
+    """Copy a float32 array into ``out`` (same size) with all threads: the benchmarks' read + write floor."""
+    fns = _fns()
+    x = np.ascontiguousarray(x, dtype=np.float32).reshape(-1)
+    if out.dtype != np.float32 or out.size != x.size or not out.flags.c_contiguous:
+        raise ValueError("out must be a C-contiguous float32 array of x's size")
+    if fns is None:
+        np.copyto(out.reshape(-1), x)
+        return
+    fns["ce_copy_floor_f32"](_ptr(x), x.size, _ptr(out), num_threads())

@@ -1,377 +1,150 @@
-/* Fused CPU kernels for crossentropy: one pass over each row, OpenMP threads.
+/* Fused CPU kernels for crossentropy, compiled once per instruction set.
  *
- * Built at install time by hatch_build.py into _cpu.so and called through ctypes
- * (crossentropy/_kernels/__init__.py). Every kernel is written twice, for float
- * and double, by the KERNELS(T, S) macro at the bottom.
+ * hatch_build.py compiles this file several times with -DCE_ISA=<variant> and the matching -march
+ * (baseline = x86-64-v2 or armv8-a, avx2 = x86-64-v3, avx512 = x86-64-v4), links the objects with
+ * runtime.c into one library, and the Python loader (_library.py) calls the variant that the CPU
+ * supports (ce_cpu_features). Every exported name carries the variant's suffix, e.g.
+ * ce_sparse_f32_avx512, so `objdump` can tell the variants apart. The kernels themselves are
+ * written once, for float and double, in cpu_template.h.
  *
- * Accuracy: sums are accumulated in double for both input types (float inputs
- * get float64 accumulation at no measurable cost, see benchmarks/README.md).
- * The log-sum-exp is m + log1p(rest), rest being the sum of exp(x - m) over the
- * non-maximal entries (plus ties - 1), so the log-probability of a dominant class
- * keeps its relative accuracy, as in the reference path (_special.py).
+ * Vector math. The loops are written for the compiler's auto-vectoriser (`#pragma omp simd`, compiled
+ * with -fopenmp-simd: no OpenMP runtime) and call the branch-free, inlined functions below, so exp
+ * and log run at the full SIMD width of each variant with no dependence on a vector math library:
+ *   ce_expf  float exp, SLEEF's u10 algorithm: round(x / ln 2) range reduction (two-constant
+ *            Cody-Waite), a degree-6 polynomial, scaling by 2^q in two steps (subnormal results
+ *            stay correct); < 1 ulp.
+ *   ce_exp   double exp, the same scheme with a degree-11 polynomial; < 1 ulp.
+ *   ce_log   double log after fdlibm's e_log.c (< 1 ulp); ce_log1p and ce_log1m build on it.
+ * Polynomials use fused multiply-adds where the variant has them (MLA); every other product and sum
+ * is rounded separately (-ffp-contract=off), as in the reference path.
  *
- * Vector math: when CE_LIBMVEC is defined, expf/logf/log1pf are declared
- * "omp declare simd" so GCC vectorises the float loops with glibc's libmvec; float64
- * kernels call the scalar (< 1 ulp) functions.
+ * The float32 hot loops (row maxima and exponential sums, the softmax gradient, the information
+ * measures and binary cross-entropy) are written with explicit vectors instead (see "explicit vectors"
+ * below): the auto-vectoriser left the float32 information and binary loops scalar and paid a blend for
+ * each clamp and an eight-instruction 2^q scaling that AVX-512 does in one (scalef). Rows of at most 64
+ * classes are transposed one group of 16 ahead of their use, so that the vector loads of a group do not
+ * wait for the scalar stores of its transposition (AVX2/AVX-512 gathers were measured slower here).
  *
- * Each kernel returns the number of invalid rows or elements it met (NaN, +inf
- * logits, probabilities outside [0, 1], rows not summing to 1, labels out of
- * range); the Python side then falls back to the reference path, which names
- * the first bad position.
+ * Accuracy: the exponentials of float32 rows are computed in float32 lanes, added two by two in float32
+ * and summed in float64 lanes; float64 rows sum libm's exp (< 0.51 ulp; ce_exp's 1 ulp would break the bound) with
+ * compensated per-lane sums (two-sum), so float64 results stay within 2 ulp of an mpmath oracle. Logarithms (information measures, binary and soft-target losses)
+ * are computed in float64 lanes for both input types.
  */
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
-#ifdef _OPENMP
-#include <omp.h>
+
+#include "cpu.h"
+
+#ifndef CE_ISA
+#define CE_ISA baseline
 #endif
 
-#ifdef CE_LIBMVEC
-/* float only: the vector variants of the double functions are up to 4 ulp, the scalar ones < 1 ulp,
-   and float64 results must stay within 2 ulp of the reference path */
-#pragma omp declare simd notinbranch
-extern float expf(float);
-#pragma omp declare simd notinbranch
-extern float logf(float);
-#pragma omp declare simd notinbranch
-extern float log1pf(float);
-#endif
+#define CE_PASTE_(a, b) a##_##b
+#define CE_PASTE(a, b) CE_PASTE_(a, b)
 
-#define BLOCK 2048
+/* Every function of this file carries the variant's name, the static ones too, so that the
+   disassembly tells which instructions each variant uses (tests/test_kernels_build.py). */
+#define ce_bits_f CE_PASTE(ce_bits_f, CE_ISA)
+#define ce_bits_d CE_PASTE(ce_bits_d, CE_ISA)
+#define ce_expf CE_PASTE(ce_expf, CE_ISA)
+#define ce_exp CE_PASTE(ce_exp, CE_ISA)
+#define ce_log CE_PASTE(ce_log, CE_ISA)
+#define ce_log1p CE_PASTE(ce_log1p, CE_ISA)
+#define ce_log1m CE_PASTE(ce_log1m, CE_ISA)
+#define ce_sum2 CE_PASTE(ce_sum2, CE_ISA)
+#define ce_sum2_value CE_PASTE(ce_sum2_value, CE_ISA)
+#define ce_floor_ctx CE_PASTE(ce_floor_ctx, CE_ISA)
+#define ce_floor_task CE_PASTE(ce_floor_task, CE_ISA)
+#define ce_copy_ctx CE_PASTE(ce_copy_ctx, CE_ISA)
+#define ce_copy_task CE_PASTE(ce_copy_task, CE_ISA)
 
-int ce_version(void) { return 3; }
-
-int ce_max_threads(void) {
-#ifdef _OPENMP
-    return omp_get_max_threads();
+#if defined(__FMA__) || defined(__ARM_FEATURE_FMA)
+#define MLAF(a, b, c) __builtin_fmaf((a), (b), (c))
+#define MLA(a, b, c) __builtin_fma((a), (b), (c))
 #else
-    return 1;
+#define MLAF(a, b, c) ((a) * (b) + (c))
+#define MLA(a, b, c) ((a) * (b) + (c))
 #endif
+
+#define BLOCK 2048 /* elements of a row processed while they are in L1 */
+#define GROUP 16   /* short rows processed together, one per SIMD lane */
+#define SHORT 64   /* rows up to this length take the short-row path */
+#define LANES 8    /* independent compensated partial sums */
+
+static inline float ce_bits_f(uint32_t u) {
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
 }
 
-/* A pure read of n values with threads: the memory-read floor of the benchmarks. */
-double ce_read_floor_f32(const float* x, int64_t n, int nthreads) {
-    double total = 0.0;
-    #pragma omp parallel for num_threads(nthreads) reduction(+:total) schedule(static)
-    for (int64_t b = 0; b < n; b += 65536) {
-        int64_t e = b + 65536 < n ? b + 65536 : n;
-        float s = 0.0f;
-        #pragma omp simd reduction(+:s)
-        for (int64_t j = b; j < e; j++) s += x[j];
-        total += s;
-    }
-    return total;
+static inline double ce_bits_d(uint64_t u) {
+    double d;
+    memcpy(&d, &u, sizeof d);
+    return d;
 }
 
-#define KERNELS(T, S, EXP, LOG, LOG1P)                                                                      \
-                                                                                                             \
-/* Row log-sum-exp: returns 0 if the row is valid (finite or -inf logits, not all -inf), else 1.          \
-   On success *mx = m (the row maximum) and *shift = log1p(rest), so lse = m + shift; callers form          \
-   differences such as (m - x_y) + shift without rounding m + shift first. */                               \
-static int row_lse_##S(const T* r, int64_t v, double* mx, double* shift, double* sum_x, const T* cw,        \
-                       double* sum_wx) {                                                                     \
-    T m = -INFINITY;                                                                                         \
-    double rest = 0.0, ties = 0.0, sx = 0.0, swx = 0.0;                                                      \
-    int bad = 0;                                                                                             \
-    for (int64_t b = 0; b < v; b += BLOCK) {                                                                 \
-        int64_t e = b + BLOCK < v ? b + BLOCK : v;                                                           \
-        T bm = -INFINITY;                                                                                    \
-        int bbad = 0;                                                                                        \
-        _Pragma("omp simd reduction(max:bm) reduction(|:bbad)")                                              \
-        for (int64_t j = b; j < e; j++) {                                                                    \
-            T xj = r[j];                                                                                     \
-            bbad |= (xj != xj) | (xj == INFINITY);                                                           \
-            bm = xj > bm ? xj : bm;                                                                          \
-        }                                                                                                    \
-        bad |= bbad;                                                                                         \
-        if (bad) return 1;                                                                                   \
-        if (bm > m) {                                                                                        \
-            if (m != -INFINITY) {                                                                            \
-                double scale = exp((double)m - (double)bm);                                                  \
-                rest = rest * scale + ties * scale;                                                          \
-            }                                                                                                \
-            ties = 0.0;                                                                                      \
-            m = bm;                                                                                          \
-        }                                                                                                    \
-        if (m == -INFINITY) continue;                                                                        \
-        double brest = 0.0, bties = 0.0;                                                                     \
-        if (sizeof(T) == sizeof(double)) {                                                                   \
-            /* float64: a compensated sum, to stay within 2 ulp of the reference's pairwise sum */           \
-            double carry = 0.0;                                                                              \
-            for (int64_t j = b; j < e; j++) {                                                                \
-                T z = r[j] - m;                                                                              \
-                int at_max = z == (T)0;                                                                      \
-                double term = at_max ? 0.0 : (double)EXP(z);                                                 \
-                double sum = brest + term;                                                                   \
-                carry += fabs(brest) >= fabs(term) ? (brest - sum) + term : (term - sum) + brest;            \
-                brest = sum;                                                                                 \
-                bties += at_max ? 1.0 : 0.0;                                                                 \
-            }                                                                                                \
-            brest += carry;                                                                                  \
-        } else {                                                                                             \
-            _Pragma("omp simd reduction(+:brest, bties)")                                                    \
-            for (int64_t j = b; j < e; j++) {                                                                \
-                T z = r[j] - m;                                                                              \
-                T ez = EXP(z);                                                                               \
-                int at_max = z == (T)0;                                                                      \
-                brest += at_max ? 0.0 : (double)ez;                                                          \
-                bties += at_max ? 1.0 : 0.0;                                                                 \
-            }                                                                                                \
-        }                                                                                                    \
-        rest += brest;                                                                                       \
-        ties += bties;                                                                                       \
-        if (sum_x) {                                                                                         \
-            double bsx = 0.0;                                                                                \
-            _Pragma("omp simd reduction(+:bsx)")                                                             \
-            for (int64_t j = b; j < e; j++) bsx += (double)r[j];                                             \
-            sx += bsx;                                                                                       \
-        }                                                                                                    \
-        if (sum_wx) {                                                                                        \
-            double bswx = 0.0;                                                                               \
-            _Pragma("omp simd reduction(+:bswx)")                                                            \
-            for (int64_t j = b; j < e; j++) bswx += (double)cw[j] * (double)r[j];                            \
-            swx += bswx;                                                                                     \
-        }                                                                                                    \
-    }                                                                                                        \
-    if (m == -INFINITY) return 1;                                                                            \
-    *mx = (double)m;                                                                                         \
-    *shift = log1p(rest + (ties - 1.0));                                                                     \
-    if (sum_x) *sum_x = sx;                                                                                  \
-    if (sum_wx) *sum_wx = swx;                                                                               \
-    return 0;                                                                                                \
-}                                                                                                            \
-                                                                                                             \
-/* Row statistics of up to 16 short rows at once (v <= 64), vectorised across the rows: the same        \
-   (m, log1p(rest), sum x, sum w x) as row_lse, with compensated sums. bad[k] is set for a row with NaN   \
-   or +inf logits or only -inf ones. */                                                                      \
-static void small_rows_##S(const T* x, int64_t cnt, int64_t v, const T* cw, int need_sums, double* mx,      \
-                           double* shift, double* sx, double* swx, int* bad) {                              \
-    T m[16];                                                                                                 \
-    double rest[16], carry[16], ties[16], sums[16], wsums[16];                                               \
-    int badk[16];                                                                                            \
-    for (int64_t k = 0; k < 16; k++) {                                                                       \
-        m[k] = -INFINITY; rest[k] = 0.0; carry[k] = 0.0; ties[k] = 0.0; sums[k] = 0.0; wsums[k] = 0.0;       \
-        badk[k] = 0;                                                                                         \
-    }                                                                                                        \
-    for (int64_t j = 0; j < v; j++) {                                                                        \
-        _Pragma("omp simd")                                                                                  \
-        for (int64_t k = 0; k < cnt; k++) {                                                                  \
-            T xv = x[k * v + j];                                                                             \
-            badk[k] |= (xv != xv) | (xv == INFINITY);                                                        \
-            m[k] = xv > m[k] ? xv : m[k];                                                                    \
-        }                                                                                                    \
-    }                                                                                                        \
-    for (int64_t j = 0; j < v; j++) {                                                                        \
-        double wj = cw ? (double)cw[j] : 1.0;                                                                \
-        _Pragma("omp simd")                                                                                  \
-        for (int64_t k = 0; k < cnt; k++) {                                                                  \
-            T xv = x[k * v + j];                                                                             \
-            T zz = xv - m[k];                                                                                \
-            int at_max = zz == (T)0;                                                                         \
-            double term = at_max ? 0.0 : (double)EXP(zz);                                                    \
-            double sum = rest[k] + term;                                                                     \
-            carry[k] += rest[k] >= term ? (rest[k] - sum) + term : (term - sum) + rest[k];                   \
-            rest[k] = sum;                                                                                   \
-            ties[k] += at_max ? 1.0 : 0.0;                                                                   \
-            sums[k] += (double)xv;                                                                           \
-            wsums[k] += wj * (double)xv;                                                                     \
-        }                                                                                                    \
-    }                                                                                                        \
-    for (int64_t k = 0; k < cnt; k++) {                                                                      \
-        bad[k] = badk[k] || m[k] == -INFINITY;                                                               \
-        mx[k] = (double)m[k];                                                                                \
-        shift[k] = log1p((rest[k] + carry[k]) + (ties[k] - 1.0));                                            \
-        sx[k] = need_sums ? sums[k] : 0.0;                                                                   \
-        swx[k] = need_sums ? wsums[k] : 0.0;                                                                 \
-    }                                                                                                        \
-}                                                                                                            \
-                                                                                                             \
-/* The loss (and gradient) of row i from its statistics; returns 1 for an invalid row (left untouched). */   \
-static int finish_row_##S(const T* r, int64_t i, int64_t v, int64_t y, int has_ignore, int64_t ignore,      \
-                          const T* cw, double cw_sum, double eps, double z, double mx, double shift,         \
-                          double sx, double swx, double* loss, T* grad, const double* row_scale) {           \
-    int ignored = has_ignore && y == ignore;                                                                 \
-    if (!ignored && (y < 0 || y >= v)) return 1;                                                             \
-    if (ignored) {                                                                                           \
-        loss[i] = 0.0;                                                                                       \
-        if (grad) memset(grad + i * v, 0, (size_t)v * sizeof(T));                                            \
-        return 0;                                                                                            \
-    }                                                                                                        \
-    int need_sums = eps != 0.0;                                                                              \
-    double lse = mx + shift;                                                                                 \
-    double wy = cw ? (double)cw[y] : 1.0;                                                                    \
-    double smooth = need_sums ? (cw ? lse * cw_sum - swx : lse * (double)v - sx) : 0.0;                      \
-    double xy = (double)r[y];                                                                                \
-    double nll = (mx - xy) + shift;                                                                          \
-    loss[i] = (1.0 - eps) * wy * nll + (need_sums ? eps / (double)v * smooth : 0.0) + z * lse * lse;         \
-    if (grad) {                                                                                              \
-        double scale = row_scale ? row_scale[i] : 1.0;                                                       \
-        double total = (1.0 - eps) * wy + eps / (double)v * (cw ? cw_sum : (double)v);                       \
-        double coef = scale * (total + 2.0 * z * lse);                                                       \
-        double off = scale * eps / (double)v;                                                                \
-        T* g = grad + i * v;                                                                                 \
-        T m_t = (T)mx, shift_t = (T)shift;                                                                   \
-        if (cw) {                                                                                            \
-            _Pragma("omp simd")                                                                              \
-            for (int64_t j = 0; j < v; j++) {                                                                \
-                T p = EXP((r[j] - m_t) - shift_t);                                                           \
-                g[j] = (T)(coef * (double)p - off * (double)cw[j]);                                          \
-            }                                                                                                \
-        } else {                                                                                             \
-            _Pragma("omp simd")                                                                              \
-            for (int64_t j = 0; j < v; j++) {                                                                \
-                T p = EXP((r[j] - m_t) - shift_t);                                                           \
-                g[j] = (T)(coef * (double)p - off);                                                          \
-            }                                                                                                \
-        }                                                                                                    \
-        double p_y = exp((xy - mx) - shift);                                                                 \
-        g[y] = (T)(coef * p_y - off * (cw ? (double)cw[y] : 1.0) - scale * (1.0 - eps) * wy);               \
-    }                                                                                                        \
-    return 0;                                                                                                \
-}                                                                                                            \
-                                                                                                             \
-/* Sparse categorical cross-entropy from logits, rows of length v (C-contiguous).                         \
-   loss_i = (1-eps) w_y (lse - x_y) + eps/C (lse sum(w) - sum(w x)) + z lse^2; 0 where ignored.            \
-   With grad != NULL also writes row_scale_i * ((A + 2 z lse) softmax - a) (in place if grad == x).        \
-   Short rows (v <= 64) are processed 16 at a time, vectorised across rows. Returns the number of          \
-   invalid rows (those are left untouched). */                                                               \
-int64_t ce_sparse_##S(const T* x, int64_t n, int64_t v, const int64_t* labels, int has_ignore,             \
-                      int64_t ignore, const T* cw, double cw_sum, double eps, double z, double* loss,        \
-                      T* grad, const double* row_scale, int nthreads) {                                      \
-    int64_t bad_rows = 0;                                                                                    \
-    int need_sums = eps != 0.0;                                                                              \
-    if (v <= 64) {                                                                                           \
-        _Pragma("omp parallel for num_threads(nthreads) reduction(+:bad_rows) schedule(static)")            \
-        for (int64_t i0 = 0; i0 < n; i0 += 16) {                                                             \
-            int64_t cnt = n - i0 < 16 ? n - i0 : 16;                                                         \
-            double mx[16], shift[16], sx[16], swx[16];                                                       \
-            int bad[16];                                                                                     \
-            small_rows_##S(x + i0 * v, cnt, v, cw, need_sums, mx, shift, sx, swx, bad);                      \
-            for (int64_t k = 0; k < cnt; k++) {                                                              \
-                int64_t i = i0 + k;                                                                          \
-                bad_rows += bad[k] || finish_row_##S(x + i * v, i, v, labels[i], has_ignore, ignore, cw,     \
-                                                     cw_sum, eps, z, mx[k], shift[k], sx[k], swx[k], loss,   \
-                                                     grad, row_scale);                                       \
-            }                                                                                                \
-        }                                                                                                    \
-        return bad_rows;                                                                                     \
-    }                                                                                                        \
-    int64_t chunk = v >= 4096 ? 4 : 16384 / v;                                                               \
-    _Pragma("omp parallel for num_threads(nthreads) reduction(+:bad_rows) schedule(dynamic, chunk)")        \
-    for (int64_t i = 0; i < n; i++) {                                                                        \
-        const T* r = x + i * v;                                                                              \
-        double mx, shift, sx = 0.0, swx = 0.0;                                                               \
-        if (row_lse_##S(r, v, &mx, &shift, need_sums && !cw ? &sx : 0, cw, need_sums && cw ? &swx : 0)) {    \
-            bad_rows++;                                                                                      \
-            continue;                                                                                        \
-        }                                                                                                    \
-        bad_rows += finish_row_##S(r, i, v, labels[i], has_ignore, ignore, cw, cw_sum, eps, z, mx, shift,    \
-                                   sx, swx, loss, grad, row_scale);                                          \
-    }                                                                                                        \
-    return bad_rows;                                                                                         \
-}                                                                                                            \
-                                                                                                             \
-/* Categorical cross-entropy from logits with soft targets y (same shape):                                  \
-   loss_i = sum_c a_c (lse - x_c), a = w * ((1-eps) y + eps/C), terms with a_c = 0 skipped;                  \
-   class_of_i = sum_c w_c y_c. Returns the number of invalid rows (bad logits, targets outside [0, 1]       \
-   or, when check_sums, target rows not summing to 1 within tol). */                                         \
-int64_t ce_soft_##S(const T* x, const T* yt, int64_t n, int64_t v, const T* cw, double eps, int check_sums,  \
-                    double tol, double* loss, double* class_of, int nthreads) {                              \
-    int64_t bad_rows = 0;                                                                                    \
-    int64_t chunk = v >= 4096 ? 4 : 16384 / v;                                                               \
-    _Pragma("omp parallel for num_threads(nthreads) reduction(+:bad_rows) schedule(dynamic, chunk)")        \
-    for (int64_t i = 0; i < n; i++) {                                                                        \
-        const T* r = x + i * v;                                                                              \
-        const T* t = yt + i * v;                                                                             \
-        double mx, shift;                                                                                    \
-        if (row_lse_##S(r, v, &mx, &shift, 0, 0, 0)) { bad_rows++; continue; }                               \
-        double acc = 0.0, carry = 0.0, total = 0.0, ysum = 0.0, cls = 0.0;                                   \
-        int badt = 0;                                                                                        \
-        for (int64_t j = 0; j < v; j++) {                                                                    \
-            double yj = (double)t[j];                                                                        \
-            badt |= !(yj >= 0.0 && yj <= 1.0);                                                               \
-            double w = cw ? (double)cw[j] : 1.0;                                                             \
-            double a = w * ((1.0 - eps) * yj + eps / (double)v);                                             \
-            double term = a == 0.0 ? 0.0 : a * (mx - (double)r[j]);                                          \
-            double sum = acc + term;                                                                         \
-            carry += fabs(acc) >= fabs(term) ? (acc - sum) + term : (term - sum) + acc;                      \
-            acc = sum;                                                                                       \
-            total += a;                                                                                      \
-            ysum += yj;                                                                                      \
-            cls += w * yj;                                                                                   \
-        }                                                                                                    \
-        acc = (isinf(acc) ? acc : acc + carry) + total * shift; /* an infinite term makes the carry NaN */ \
-        if (badt || (check_sums && !(fabs(ysum - 1.0) <= tol))) { bad_rows++; continue; }                    \
-        loss[i] = acc;                                                                                       \
-        class_of[i] = cls;                                                                                   \
-    }                                                                                                        \
-    return bad_rows;                                                                                         \
-}                                                                                                            \
-                                                                                                             \
-/* Row-wise information measures of probabilities: kind 0 entropy of p, 1 cross-entropy H(p, q),            \
-   2 KL(p || q). Returns the number of invalid rows (values outside [0, 1] or NaN; with check_sums,        \
-   rows not summing to 1 within tol). */                                                                     \
-int64_t ce_info_##S(const T* p, const T* q, int64_t n, int64_t v, int kind, int check_sums, double tol,     \
-                    double* out, int nthreads) {                                                             \
-    int64_t bad_rows = 0;                                                                                    \
-    _Pragma("omp parallel for num_threads(nthreads) reduction(+:bad_rows) schedule(dynamic, v >= 4096 ? 4 : 16384 / v)")           \
-    for (int64_t i = 0; i < n; i++) {                                                                        \
-        const T* a = p + i * v;                                                                              \
-        const T* b = q ? q + i * v : a;                                                                      \
-        double acc = 0.0, carry = 0.0, sa = 0.0, sb = 0.0;                                                   \
-        int64_t bad = 0;                                                                                     \
-        for (int64_t j = 0; j < v; j++) {                                                                    \
-            double pj = (double)a[j], qj = (double)b[j];                                                     \
-            bad += !(pj >= 0.0 && pj <= 1.0) || !(qj >= 0.0 && qj <= 1.0);                                   \
-            sa += pj;                                                                                        \
-            sb += qj;                                                                                        \
-            double term;                                                                                     \
-            if (kind == 2) {                                                                                 \
-                double ratio = pj / qj;                                                                      \
-                int normal = ratio >= 2.2250738585072014e-308 && ratio < INFINITY;                           \
-                term = normal ? pj * log(normal ? ratio : 1.0) : pj * (log(pj) - log(qj));                    \
-            } else {                                                                                         \
-                term = -pj * log(qj);                                                                        \
-            }                                                                                                \
-            term = pj == 0.0 ? 0.0 : term;                                                                   \
-            double sum = acc + term;                                                                         \
-            carry += fabs(acc) >= fabs(term) ? (acc - sum) + term : (term - sum) + acc;                      \
-            acc = sum;                                                                                       \
-        }                                                                                                    \
-        acc = isinf(acc) ? acc : acc + carry; /* an infinite term makes the carry NaN */                    \
-        if (bad || (check_sums && (!(fabs(sa - 1.0) <= tol) || !(fabs(sb - 1.0) <= tol)))) {                 \
-            bad_rows++;                                                                                      \
-            continue;                                                                                        \
-        }                                                                                                    \
-        out[i] = acc;                                                                                        \
-    }                                                                                                        \
-    return bad_rows;                                                                                         \
+/* exp(x) for float, < 1 ulp, for x <= 88.7 (the kernels call it with x <= 0: x - max, log-probabilities);
+   exp(-inf) = 0. The argument is clamped below at -104, where the result rounds to 0; only this one
+   clamp is paid in the hot loops. NaN is not propagated (the callers have rejected it). */
+static inline float ce_expf(float x) {
+    float d = x > -104.0f ? x : -104.0f;
+    float q = MLAF(d, 1.442695040888963407f, 12582912.0f) - 12582912.0f; /* round to nearest */
+    float s = MLAF(q, -0.693145751953125f, d);
+    s = MLAF(q, -1.428606765330187045e-06f, s);
+    float u = 0.000198527617612853646278381f;
+    u = MLAF(u, s, 0.00139304355252534151077271f);
+    u = MLAF(u, s, 0.00833336077630519866943359f);
+    u = MLAF(u, s, 0.0416664853692054748535156f);
+    u = MLAF(u, s, 0.166666671633720397949219f);
+    u = MLAF(u, s, 0.5f);
+    u = 1.0f + MLAF(s * s, u, s);
+    int32_t qi = (int32_t)q;
+    int32_t h = qi >> 1; /* arithmetic shift (GCC, Clang): the two halves keep 2^h normal */
+    u = u * ce_bits_f((uint32_t)(h + 127) << 23) * ce_bits_f((uint32_t)(qi - h + 127) << 23);
+    return u; /* for x <= -104, q = -150 and u 2^-150 rounds to 0 */
 }
 
-KERNELS(float, f32, expf, logf, log1pf)
-KERNELS(double, f64, exp, log, log1p)
+/* exp(x) for double, < 1 ulp, for x <= 709, the same way (clamped below at -746). */
+static inline double ce_exp(double x) {
+    double d = x > -746.0 ? x : -746.0;
+    double q = (d * 1.442695040888963407359924681001892137 + 6755399441055744.0) - 6755399441055744.0;
+    double s = MLA(q, -.69314718055966295651160180568695068359375, d);
+    s = MLA(q, -.28235290563031577122588448175013436025525412068e-12, s);
+    double u = +0.2081276378237164457e-8;
+    u = MLA(u, s, +0.2511210703042288022e-7);
+    u = MLA(u, s, +0.2755762628169491192e-6);
+    u = MLA(u, s, +0.2755723402025388239e-5);
+    u = MLA(u, s, +0.2480158687479686264e-4);
+    u = MLA(u, s, +0.0001984126989855865850);
+    u = MLA(u, s, +0.001388888888914497797);
+    u = MLA(u, s, +0.008333333333316527367);
+    u = MLA(u, s, +0.04166666666666609863);
+    u = MLA(u, s, +0.1666666666666669072);
+    u = MLA(u, s, +0.5);
+    u = 1.0 + MLA(s * s, u, s);
+    int32_t qi = (int32_t)q;
+    int32_t h = qi >> 1;
+    u = u * ce_bits_d((uint64_t)(int64_t)(h + 1023) << 52) * ce_bits_d((uint64_t)(int64_t)(qi - h + 1023) << 52);
+    return u;
+}
 
-/* A vectorisable natural logarithm for double, after fdlibm's e_log.c (< 1 ulp): x = 2^k m with
-   m in [sqrt(2)/2, sqrt(2)), log m = f - hfsq + s (hfsq + R(s^2)), s = f / (2 + f). Branch-free, so
-   GCC vectorises loops that call it; 0 -> -inf, +inf -> +inf, negative or NaN -> NaN. */
-#pragma omp declare simd notinbranch
+/* log(x) for double after fdlibm's e_log.c (< 1 ulp): x = 2^k m, m in [sqrt(2)/2, sqrt(2)),
+   log m = f - hfsq + s (hfsq + R(s^2)), s = f / (2 + f). 0 -> -inf, +inf -> +inf, x < 0 or NaN -> NaN. */
 static inline double ce_log(double x) {
     const double ln2_hi = 6.93147180369123816490e-01, ln2_lo = 1.90821492927058770002e-10;
-    const double Lg1 = 6.666666666666735130e-01, Lg2 = 3.999999999940941908e-01,
-                 Lg3 = 2.857142874366239149e-01, Lg4 = 2.222219843214978396e-01,
-                 Lg5 = 1.818357216161805012e-01, Lg6 = 1.531383769920937332e-01,
+    const double Lg1 = 6.666666666666735130e-01, Lg2 = 3.999999999940941908e-01, Lg3 = 2.857142874366239149e-01,
+                 Lg4 = 2.222219843214978396e-01, Lg5 = 1.818357216161805012e-01, Lg6 = 1.531383769920937332e-01,
                  Lg7 = 1.479819860511658591e-01;
-    int sub = x < 2.2250738585072014e-308;
+    int64_t sub = x < 2.2250738585072014e-308;
     double xs = sub ? x * 0x1p54 : x;
     uint64_t ix;
     memcpy(&ix, &xs, sizeof ix);
     int64_t k = (int64_t)((ix >> 52) & 0x7ff) - 1023 - (sub ? 54 : 0);
     uint64_t hx = ix & 0x000fffffffffffffULL;
     uint64_t i = (hx + 0x00095f6400000000ULL) & 0x0010000000000000ULL;
-    uint64_t mbits = hx | (i ^ 0x3ff0000000000000ULL);
     k += (int64_t)(i >> 52);
-    double m;
-    memcpy(&m, &mbits, sizeof m);
+    double m = ce_bits_d(hx | (i ^ 0x3ff0000000000000ULL));
     double f = m - 1.0;
     double s = f / (2.0 + f), z = s * s, w = z * z;
     double t1 = w * (Lg2 + w * (Lg4 + w * Lg6));
@@ -383,56 +156,568 @@ static inline double ce_log(double x) {
     return (x < 0.0 || x != x) ? NAN : r;
 }
 
-/* log(1 - p) = log1p(-p) from ce_log: u = 1 - p rounded, plus the rounding's first-order correction
-   ((1 - p) - u) / u, which is 0 when the subtraction is exact (p >= 1/2). */
-#pragma omp declare simd notinbranch
+/* log(1 + a) for a >= -1: u = 1 + a rounded, plus the rounding's first-order correction. */
+static inline double ce_log1p(double a) {
+    double u = 1.0 + a;
+    double r = ce_log(u) + (a - (u - 1.0)) / u;
+    return u == INFINITY ? INFINITY : r;
+}
+
+/* log(1 - p) = log1p(-p) from ce_log; the correction is 0 when 1 - p is exact (p >= 1/2). */
 static inline double ce_log1m(double p) {
     double u = 1.0 - p;
     double r = ce_log(u) + ((1.0 - u) - p) / u;
     return u == 0.0 ? -INFINITY : r;
 }
 
-/* Binary cross-entropy, elementwise: -(pw y log p + (1-y) log(1-p)) with 0 log 0 = 0, the targets
-   smoothed as y (1 - eps) + eps / 2 (rounded to T, as the reference path does); from logits
-   log p = -softplus(-x), log(1-p) = -softplus(x). Computed in double: probabilities with the
-   vectorised ce_log (< 1 ulp), logits with scalar libm. Returns the number of invalid elements
-   (targets or probabilities outside [0, 1], NaN logits). */
-#define BINARY(T, S)                                                                                         \
-int64_t ce_binary_##S(const T* y, const T* p, int64_t n, int from_logits, double pw, double eps, T* out,    \
-                      int nthreads) {                                                                        \
-    int64_t bad = 0;                                                                                         \
-    _Pragma("omp parallel for num_threads(nthreads) reduction(+:bad) schedule(static)")                     \
-    for (int64_t b = 0; b < n; b += 8192) {                                                                  \
-        int64_t e = b + 8192 < n ? b + 8192 : n;                                                             \
-        int64_t bb = 0;                                                                                      \
-        if (from_logits) {                                                                                   \
-            for (int64_t j = b; j < e; j++) {                                                                \
-                T yj = y[j];                                                                                 \
-                T yst = yj * (T)(1.0 - eps) + (T)(eps / 2.0);                                                \
-                double xj = (double)p[j], ys = (double)yst, pos = (double)(yst * (T)pw);                     \
-                double rest = (double)((T)1 - yst), lp = 0.0, lq = 0.0;                                      \
-                bb += !(yj >= (T)0 && yj <= (T)1) || (xj != xj);                                             \
-                double sp = log1p(exp(xj < 0.0 ? xj : -xj));                                                 \
-                if (pos != 0.0) lp = -((xj < 0.0 ? -xj : 0.0) + sp);                                         \
-                if (ys != 1.0) lq = -((xj > 0.0 ? xj : 0.0) + sp);                                           \
-                out[j] = (T)-((pos == 0.0 ? 0.0 : pos * lp) + (ys == 1.0 ? 0.0 : rest * lq));               \
-            }                                                                                                \
-        } else {                                                                                             \
-            _Pragma("omp simd reduction(+:bb)")                                                              \
-            for (int64_t j = b; j < e; j++) {                                                                \
-                T yj = y[j];                                                                                 \
-                T yst = yj * (T)(1.0 - eps) + (T)(eps / 2.0);                                                \
-                double xj = (double)p[j], ys = (double)yst, pos = (double)(yst * (T)pw);                     \
-                double rest = (double)((T)1 - yst);                                                          \
-                bb += !(yj >= (T)0 && yj <= (T)1) || !(xj >= 0.0 && xj <= 1.0);                              \
-                double lp = ce_log(xj), lq = ce_log1m(xj);                                                   \
-                out[j] = (T)-((pos == 0.0 ? 0.0 : pos * lp) + (ys == 1.0 ? 0.0 : rest * lq));               \
-            }                                                                                                \
-        }                                                                                                    \
-        bad += bb;                                                                                           \
-    }                                                                                                        \
-    return bad;                                                                                              \
+/* Add the n values of t to the compensated sum (*hi, *lo), in LANES independent two-sums. */
+static inline void ce_sum2(const double* t, int64_t n, double* hi, double* lo) {
+    double s[LANES] = {0}, c[LANES] = {0};
+    int64_t j = 0;
+    for (; j + LANES <= n; j += LANES) {
+        for (int64_t k = 0; k < LANES; k++) {
+            double a = s[k], b = t[j + k], u = a + b, bb = u - a;
+            c[k] += (a - (u - bb)) + (b - bb);
+            s[k] = u;
+        }
+    }
+    double S = *hi, C = *lo;
+    for (int64_t k = 0; k < LANES; k++) {
+        double u = S + s[k], bb = u - S;
+        C += ((S - (u - bb)) + (s[k] - bb)) + c[k];
+        S = u;
+    }
+    for (; j < n; j++) {
+        double u = S + t[j], bb = u - S;
+        C += (S - (u - bb)) + (t[j] - bb);
+        S = u;
+    }
+    *hi = S;
+    *lo = C;
 }
 
-BINARY(float, f32)
-BINARY(double, f64)
+/* The value of a compensated sum; an infinite term makes the correction NaN, so it is dropped then. */
+static inline double ce_sum2_value(double hi, double lo) { return isinf(hi) ? hi : hi + lo; }
+
+/* --- explicit vectors for float32 rows -------------------------------------------------------------------
+ *
+ * The float32 hot loops (row maxima and exponential sums, the softmax gradient) are written with GCC/Clang
+ * vector extensions, VW floats a vector (16 in the avx512 variant, 8 in avx2, 4 in the baseline), so that
+ * each variant gets its full width without depending on the auto-vectoriser; four operations per
+ * instruction set use the instruction that does them in one step (max, round to nearest, fused
+ * multiply-add, and AVX-512's scalef for the 2^q scaling). ce_vexpf gives the same bits as ce_expf. */
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#define VW 16
+#elif defined(__AVX__)
+#include <immintrin.h>
+#define VW 8
+#elif defined(__SSE4_1__)
+#include <immintrin.h>
+#define VW 4
+#else
+#define VW 4
+#endif
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wpsabi" /* vectors wider than the variant's registers: static functions only */
+#endif
+
+typedef float vf __attribute__((vector_size(VW * 4)));
+typedef int32_t vi __attribute__((vector_size(VW * 4)));
+typedef float vf_unaligned __attribute__((vector_size(VW * 4), aligned(4)));
+#define VD (VW / 2) /* float64 lanes of one register */
+typedef double vd __attribute__((vector_size(VD * 8)));
+typedef int64_t vl __attribute__((vector_size(VD * 8)));
+typedef float vfh __attribute__((vector_size(VD * 4)));
+typedef float vfh_unaligned __attribute__((vector_size(VD * 4), aligned(4)));
+#if VW == 16
+#define CE_LO 0, 1, 2, 3, 4, 5, 6, 7
+#define CE_HI 8, 9, 10, 11, 12, 13, 14, 15
+#elif VW == 8
+#define CE_LO 0, 1, 2, 3
+#define CE_HI 4, 5, 6, 7
+#else
+#define CE_LO 0, 1
+#define CE_HI 2, 3
+#endif
+/* float32 lanes to float64 lanes: the lower and the upper half. */
+#define ce_vlo(v) __builtin_convertvector(__builtin_shufflevector((v), (v), CE_LO), vd)
+#define ce_vhi(v) __builtin_convertvector(__builtin_shufflevector((v), (v), CE_HI), vd)
+
+#define ce_vload CE_PASTE(ce_vload, CE_ISA)
+#define ce_vstore CE_PASTE(ce_vstore, CE_ISA)
+#define ce_vmax CE_PASTE(ce_vmax, CE_ISA)
+#define ce_vrint CE_PASTE(ce_vrint, CE_ISA)
+#define ce_vmla CE_PASTE(ce_vmla, CE_ISA)
+#define ce_vscale CE_PASTE(ce_vscale, CE_ISA)
+#define ce_vexpf CE_PASTE(ce_vexpf, CE_ISA)
+#define ce_vexpf_u CE_PASTE(ce_vexpf_u, CE_ISA)
+#define ce_vexpf_nz CE_PASTE(ce_vexpf_nz, CE_ISA)
+#define ce_vpartial CE_PASTE(ce_vpartial, CE_ISA)
+#define ce_max_f32 CE_PASTE(ce_max_f32, CE_ISA)
+#define ce_expsum_f32 CE_PASTE(ce_expsum_f32, CE_ISA)
+#define ce_grad_f32 CE_PASTE(ce_grad_f32, CE_ISA)
+#define ce_group_stats_f32 CE_PASTE(ce_group_stats_f32, CE_ISA)
+
+#define VSPLAT(c) ((vf){0} + (float)(c))
+
+static inline vf ce_vload(const float* p) { return *(const vf_unaligned*)p; }
+
+static inline void ce_vstore(float* p, vf v) { *(vf_unaligned*)p = v; }
+
+/* The first n < VW values of p, the other lanes set to fill. */
+static inline vf ce_vpartial(const float* p, int64_t n, float fill) {
+    float buf[VW];
+    for (int64_t k = 0; k < VW; k++) buf[k] = k < n ? p[k] : fill;
+    return ce_vload(buf);
+}
+
+/* a > b ? a : b lane by lane (b where either is NaN), as x86's maxps. */
+static inline vf ce_vmax(vf a, vf b) {
+#if defined(__AVX512F__)
+    return _mm512_max_ps(a, b);
+#elif defined(__AVX__)
+    return _mm256_max_ps(a, b);
+#elif defined(__SSE4_1__)
+    return _mm_max_ps(a, b);
+#else
+    vi m = a > b;
+    return (vf)(((vi)a & m) | ((vi)b & ~m));
+#endif
+}
+
+/* Round to the nearest integer, ties to even (|x| < 2^22). */
+static inline vf ce_vrint(vf x) {
+#if defined(__AVX512F__)
+    return _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+#elif defined(__AVX__)
+    return _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+#elif defined(__SSE4_1__)
+    return _mm_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+#else
+    return (x + 12582912.0f) - 12582912.0f;
+#endif
+}
+
+/* a b + c, fused where the variant has FMA (as MLAF). */
+static inline vf ce_vmla(vf a, vf b, vf c) {
+#if defined(__AVX512F__)
+    return _mm512_fmadd_ps(a, b, c);
+#elif defined(__FMA__)
+    return _mm256_fmadd_ps(a, b, c);
+#else
+    return a * b + c;
+#endif
+}
+
+/* u 2^q for integral q in [-150, 128], rounded once (subnormal results included). */
+static inline vf ce_vscale(vf u, vf q) {
+#if defined(__AVX512F__)
+    return _mm512_scalef_ps(u, q);
+#else
+    vi qi = __builtin_convertvector(q, vi);
+    vi h = qi >> 1;
+    return u * (vf)((h + 127) << 23) * (vf)((qi - h + 127) << 23);
+#endif
+}
+
+/* ce_expf on VW lanes before its last step: returns u and sets *q, exp(x) = u 2^q. */
+static inline vf ce_vexpf_u(vf x, vf* q) {
+    vf d = ce_vmax(VSPLAT(-104.0f), x);
+    vf r = ce_vmla(d, VSPLAT(1.442695040888963407f), VSPLAT(12582912.0f)) - 12582912.0f;
+    vf s = ce_vmla(r, VSPLAT(-0.693145751953125f), d);
+    s = ce_vmla(r, VSPLAT(-1.428606765330187045e-06f), s);
+    vf u = VSPLAT(0.000198527617612853646278381f);
+    u = ce_vmla(u, s, VSPLAT(0.00139304355252534151077271f));
+    u = ce_vmla(u, s, VSPLAT(0.00833336077630519866943359f));
+    u = ce_vmla(u, s, VSPLAT(0.0416664853692054748535156f));
+    u = ce_vmla(u, s, VSPLAT(0.166666671633720397949219f));
+    u = ce_vmla(u, s, VSPLAT(0.5f));
+    *q = r;
+    return 1.0f + ce_vmla(s * s, u, s);
+}
+
+/* ce_expf on VW lanes, bit for bit; NaN stays NaN. */
+static inline vf ce_vexpf(vf x) {
+    vf q;
+    vf u = ce_vexpf_u(x, &q);
+    return ce_vscale(u, q);
+}
+
+/* exp(z) where z != 0 (NaN included) and 0 where z == 0, counting the zeros in *tie (lane by lane)
+   or in *ties: AVX-512 zeroes them in its scalef and counts its mask's bits off the vector ports. */
+static inline vf ce_vexpf_nz(vf z, vi* tie, int64_t* ties) {
+    vf q;
+    vf u = ce_vexpf_u(z, &q);
+#if defined(__AVX512F__)
+    __mmask16 k = _mm512_cmp_ps_mask(z, _mm512_setzero_ps(), _CMP_NEQ_UQ);
+    (void)tie;
+    *ties += 16 - __builtin_popcount((unsigned)k);
+    return _mm512_maskz_scalef_ps(k, u, q);
+#else
+    vi k = z == 0.0f;
+    (void)ties;
+    *tie -= k;
+    return (vf)((vi)ce_vscale(u, q) & ~k);
+#endif
+}
+
+/* max of x[0, n) (-inf for none); NaN is skipped (the exponential sums catch it). */
+static float ce_max_f32(const float* x, int64_t n) {
+    vf m0 = VSPLAT(-INFINITY), m1 = m0, m2 = m0, m3 = m0;
+    int64_t j = 0;
+    for (; j + 4 * VW <= n; j += 4 * VW) {
+        m0 = ce_vmax(ce_vload(x + j), m0);
+        m1 = ce_vmax(ce_vload(x + j + VW), m1);
+        m2 = ce_vmax(ce_vload(x + j + 2 * VW), m2);
+        m3 = ce_vmax(ce_vload(x + j + 3 * VW), m3);
+    }
+    for (; j + VW <= n; j += VW) m0 = ce_vmax(ce_vload(x + j), m0);
+    if (j < n) m1 = ce_vmax(ce_vpartial(x + j, n - j, -INFINITY), m1);
+    m0 = ce_vmax(ce_vmax(m0, m1), ce_vmax(m2, m3));
+    float m = -INFINITY;
+    for (int64_t k = 0; k < VW; k++) m = m0[k] > m ? m0[k] : m;
+    return m;
+}
+
+/* Sum (in float64) of exp(x_j - m) over the x_j != m of x[0, n), and in *ties the number of x_j == m.
+   Four terms are added in float32 before each float64 addition (two roundings of 2^-24 at most, no more
+   than the exponential's own error). A NaN makes the sum NaN. `ahead` (the next block) is prefetched. */
+static double ce_expsum_f32(const float* x, int64_t n, float m, const float* ahead, int64_t* ties) {
+    vd acc0 = {0}, acc1 = {0};
+    vi tie = {0};
+    int64_t j = 0, t = 0;
+    for (; j + 4 * VW <= n; j += 4 * VW) {
+        for (int64_t o = 0; o < 4 * VW; o += 16) __builtin_prefetch(ahead + j + o, 0, 3);
+        vf e0 = ce_vexpf_nz(ce_vload(x + j) - m, &tie, &t), e1 = ce_vexpf_nz(ce_vload(x + j + VW) - m, &tie, &t);
+        vf e2 = ce_vexpf_nz(ce_vload(x + j + 2 * VW) - m, &tie, &t);
+        vf e3 = ce_vexpf_nz(ce_vload(x + j + 3 * VW) - m, &tie, &t);
+        vf e = (e0 + e1) + (e2 + e3);
+        acc0 += ce_vlo(e);
+        acc1 += ce_vhi(e);
+    }
+    for (; j < n; j += VW) {
+        vf e = ce_vexpf_nz((j + VW <= n ? ce_vload(x + j) : ce_vpartial(x + j, n - j, -INFINITY)) - m, &tie, &t);
+        acc0 += ce_vlo(e);
+        acc1 += ce_vhi(e);
+    }
+    acc0 += acc1;
+    double total = 0.0;
+    for (int64_t k = 0; k < VD; k++) total += acc0[k];
+    for (int64_t k = 0; k < VW; k++) t += tie[k];
+    *ties = t;
+    return total;
+}
+
+/* g_j = c exp((x_j - m) - s) - o w_j (w_j = 1 without cw), rounded as the scalar expression; g may be x. */
+static void ce_grad_f32(const float* x, int64_t n, float m, float s, float c, float o, const float* cw, float* g) {
+    int64_t j = 0;
+    if (cw) {
+        for (; j + VW <= n; j += VW) ce_vstore(g + j, c * ce_vexpf((ce_vload(x + j) - m) - s) - o * ce_vload(cw + j));
+    } else {
+        for (; j + VW <= n; j += VW) ce_vstore(g + j, c * ce_vexpf((ce_vload(x + j) - m) - s) - o);
+    }
+    if (j < n) {
+        vf w = cw ? ce_vpartial(cw + j, n - j, 1.0f) : VSPLAT(1.0f);
+        vf r = c * ce_vexpf((ce_vpartial(x + j, n - j, 0.0f) - m) - s) - o * w;
+        for (int64_t k = 0; j + k < n; k++) g[j + k] = r[k];
+    }
+}
+
+/* --- float64 lanes of float32 inputs: the information measures and binary cross-entropy --------------------
+ * ce_vexp and ce_vlog are ce_exp and ce_log on VD = VW / 2 float64 lanes (one register), operation for
+ * operation (the same bits); ce_vlogf and ce_vlog1p are shorter logarithms for float32 data (see them). */
+
+#define ce_vsel CE_PASTE(ce_vsel, CE_ISA)
+#define ce_vtod CE_PASTE(ce_vtod, CE_ISA)
+#define ce_vmlad CE_PASTE(ce_vmlad, CE_ISA)
+#define ce_vhalf CE_PASTE(ce_vhalf, CE_ISA)
+#define ce_vexp CE_PASTE(ce_vexp, CE_ISA)
+#define ce_vrecip CE_PASTE(ce_vrecip, CE_ISA)
+#define ce_vlog CE_PASTE(ce_vlog, CE_ISA)
+#define ce_vlogf CE_PASTE(ce_vlogf, CE_ISA)
+#define ce_vlog1p CE_PASTE(ce_vlog1p, CE_ISA)
+#define ce_vinfo_f32 CE_PASTE(ce_vinfo_f32, CE_ISA)
+#define ce_vbinary_f32 CE_PASTE(ce_vbinary_f32, CE_ISA)
+#define DSPLAT(c) ((vd){0} + (double)(c))
+
+/* The first n values of p (all VD when n >= VD), the other lanes set to fill. */
+static inline vfh ce_vhalf(const float* p, int64_t n, float fill) {
+    if (n >= VD) return *(const vfh_unaligned*)p;
+    float buf[VD];
+    for (int64_t k = 0; k < VD; k++) buf[k] = k < n ? p[k] : fill;
+    return *(const vfh_unaligned*)buf;
+}
+
+/* m ? a : b for a lane mask m (all ones or zeros). */
+static inline vd ce_vsel(vl m, vd a, vd b) { return (vd)(((vl)a & m) | ((vl)b & ~m)); }
+
+/* Small integers (|k| < 2^51) to double, exactly. */
+static inline vd ce_vtod(vl k) { return (vd)(k + 0x4338000000000000LL) - 6755399441055744.0; }
+
+/* a b + c on float64 lanes, fused where the variant has FMA (as MLA). */
+static inline vd ce_vmlad(vd a, vd b, vd c) {
+#if defined(__AVX512F__)
+    return _mm512_fmadd_pd(a, b, c);
+#elif defined(__FMA__)
+    return _mm256_fmadd_pd(a, b, c);
+#else
+    return a * b + c;
+#endif
+}
+
+/* 1 / d to 2^-27: AVX-512's 14-bit estimate refined by one Newton step (a division of eight lanes would
+   hold its unit for 16 cycles), elsewhere the division itself. */
+static inline vd ce_vrecip(vd d) {
+#if defined(__AVX512F__)
+    vd r = _mm512_rcp14_pd(d);
+    return ce_vmlad(r, _mm512_fnmadd_pd(d, r, DSPLAT(1.0)), r);
+#else
+    return 1.0 / d;
+#endif
+}
+
+static inline vd ce_vexp(vd x) {
+    vd d = ce_vsel(x > -746.0, x, DSPLAT(-746.0));
+    vd q = (d * 1.442695040888963407359924681001892137 + 6755399441055744.0) - 6755399441055744.0;
+    vd s = ce_vmlad(q, DSPLAT(-.69314718055966295651160180568695068359375), d);
+    s = ce_vmlad(q, DSPLAT(-.28235290563031577122588448175013436025525412068e-12), s);
+    vd u = DSPLAT(+0.2081276378237164457e-8);
+    u = ce_vmlad(u, s, DSPLAT(+0.2511210703042288022e-7));
+    u = ce_vmlad(u, s, DSPLAT(+0.2755762628169491192e-6));
+    u = ce_vmlad(u, s, DSPLAT(+0.2755723402025388239e-5));
+    u = ce_vmlad(u, s, DSPLAT(+0.2480158687479686264e-4));
+    u = ce_vmlad(u, s, DSPLAT(+0.0001984126989855865850));
+    u = ce_vmlad(u, s, DSPLAT(+0.001388888888914497797));
+    u = ce_vmlad(u, s, DSPLAT(+0.008333333333316527367));
+    u = ce_vmlad(u, s, DSPLAT(+0.04166666666666609863));
+    u = ce_vmlad(u, s, DSPLAT(+0.1666666666666669072));
+    u = ce_vmlad(u, s, DSPLAT(+0.5));
+    u = 1.0 + ce_vmlad(s * s, u, s);
+    vl qi = (vl)(q + 6755399441055744.0) - 0x4338000000000000LL;
+    vl h = qi >> 1;
+    return u * (vd)((h + 1023) << 52) * (vd)((qi - h + 1023) << 52);
+}
+
+static inline vd ce_vlog(vd x) {
+    const double Lg1 = 6.666666666666735130e-01, Lg2 = 3.999999999940941908e-01, Lg3 = 2.857142874366239149e-01,
+                 Lg4 = 2.222219843214978396e-01, Lg5 = 1.818357216161805012e-01, Lg6 = 1.531383769920937332e-01,
+                 Lg7 = 1.479819860511658591e-01;
+    vl sub = x < 2.2250738585072014e-308;
+    vd xs = ce_vsel(sub, x * 0x1p54, x);
+    vl ix = (vl)xs;
+    vl k = ((ix >> 52) & 0x7ff) - 1023 - (sub & 54);
+    vl hx = ix & 0x000fffffffffffffLL;
+    vl i = (hx + 0x00095f6400000000LL) & 0x0010000000000000LL;
+    k += i >> 52;
+    vd m = (vd)(hx | (i ^ 0x3ff0000000000000LL));
+    vd f = m - 1.0;
+    vd s = f / (2.0 + f), z = s * s, w = z * z;
+    vd t1 = w * (Lg2 + w * (Lg4 + w * Lg6));
+    vd t2 = z * (Lg1 + w * (Lg3 + w * (Lg5 + w * Lg7)));
+    vd R = t2 + t1, hfsq = 0.5 * f * f, dk = ce_vtod(k);
+    vd r = dk * 6.93147180369123816490e-01 - ((hfsq - (s * (hfsq + R) + dk * 1.90821492927058770002e-10)) - f);
+    r = ce_vsel(x == 0.0, DSPLAT(-INFINITY), r);
+    r = ce_vsel(x == INFINITY, DSPLAT(INFINITY), r);
+    return ce_vsel((x < 0.0) | (x != x), DSPLAT(NAN), r);
+}
+
+/* log(x) to 2^-28 (relative) for the float64 values of float32 arithmetic: x = 0 (-inf), x = +inf, or
+   x >= 2^-149 (no subnormal float64). ce_vlog's reduction with the first four of its seven polynomial
+   terms and s = f / (2 + f) from ce_vrecip: 2^-28.9 at most against mpmath, 1/30 of a float32 ulp, for
+   half of ce_vlog's operations. For float32 results of terms of one sign (entropy, cross-entropy, binary
+   cross-entropy); the KL divergence, whose terms cancel, keeps ce_vlog. */
+static inline vd ce_vlogf(vd x) {
+    const double Lg1 = 6.666666666666735130e-01, Lg2 = 3.999999999940941908e-01, Lg3 = 2.857142874366239149e-01,
+                 Lg4 = 2.222219843214978396e-01;
+    vl ix = (vl)x;
+    vl hx = ix & 0x000fffffffffffffLL;
+    vl i = (hx + 0x00095f6400000000LL) & 0x0010000000000000LL;
+    vl k = ((ix >> 52) - 1023) + (i >> 52);
+    vd f = (vd)(hx | (i ^ 0x3ff0000000000000LL)) - 1.0;
+    vd s = f * ce_vrecip(2.0 + f), z = s * s, w = z * z;
+    vd R = z * (Lg1 + w * Lg3) + w * (Lg2 + w * Lg4), hfsq = 0.5 * f * f, dk = ce_vtod(k);
+    vd r = dk * 6.93147180369123816490e-01 - ((hfsq - (s * (hfsq + R) + dk * 1.90821492927058770002e-10)) - f);
+    r = ce_vsel(x == 0.0, DSPLAT(-INFINITY), r);
+    return ce_vsel(x == INFINITY, DSPLAT(INFINITY), r);
+}
+
+/* log(1 + a) for a >= 0 (binary cross-entropy from logits, the shift log1p(rest) of float32 rows): ce_vlogf
+   of the rounded 1 + a plus the rounding's first-order correction. */
+static inline vd ce_vlog1p(vd a) {
+    vd u = 1.0 + a;
+    return ce_vsel(u == INFINITY, DSPLAT(INFINITY), ce_vlogf(u) + (a - (u - 1.0)) * ce_vrecip(u));
+}
+
+/* One row of ce_info for float32 inputs (q = p for the entropy): the terms in float64 lanes, summed in
+   float64 lanes (float32 results need no compensation); *bad set for values outside [0, 1]. */
+static double ce_vinfo_f32(const float* p, const float* q, int64_t v, int kind, double* sp, double* sq, int* bad) {
+    vd acc = {0}, sa = {0}, sb = {0};
+    vl badv = {0};
+    for (int64_t j = 0; j < v; j += VD) {
+        vd pj = __builtin_convertvector(ce_vhalf(p + j, v - j, 0.0f), vd);
+        vd qj = __builtin_convertvector(ce_vhalf(q + j, v - j, 0.0f), vd);
+        badv |= ~((pj >= 0.0) & (pj <= 1.0) & (qj >= 0.0) & (qj <= 1.0));
+        sa += pj;
+        sb += qj;
+        vd term = kind == 2 ? pj * ce_vlog(pj / qj) : -pj * ce_vlogf(qj);
+        acc += ce_vsel(pj == 0.0, DSPLAT(0.0), term);
+    }
+    double total = 0.0, ta = 0.0, tb = 0.0;
+    int64_t anybad = 0;
+    for (int k = 0; k < VD; k++) {
+        total += acc[k];
+        ta += sa[k];
+        tb += sb[k];
+        anybad |= badv[k];
+    }
+    *sp = ta;
+    *sq = tb;
+    *bad = anybad != 0;
+    return total;
+}
+
+/* ce_binary's loop for float32 inputs, in float64 lanes; returns the number of invalid elements. */
+static int64_t ce_vbinary_f32(const float* y, const float* p, int64_t n, int from_logits, float one_eps,
+                              float half_eps, float pw, float* out) {
+    vl bad = {0};
+    for (int64_t j = 0; j < n; j += VD) {
+        vfh yf = ce_vhalf(y + j, n - j, 0.0f), xf = ce_vhalf(p + j, n - j, 0.5f);
+        vfh ystf = yf * one_eps + half_eps;
+        vd ys = __builtin_convertvector(ystf, vd), pos = __builtin_convertvector(ystf * pw, vd);
+        vd rest = __builtin_convertvector(1.0f - ystf, vd), x = __builtin_convertvector(xf, vd);
+        vl ok = __builtin_convertvector((yf >= 0.0f) & (yf <= 1.0f), vl);
+        vd lp, lq;
+        if (from_logits) {
+            ok &= x == x;
+            vd sp = ce_vlog1p(ce_vexp(-(vd)((vl)x & 0x7fffffffffffffffLL)));
+            lp = -(ce_vsel(x < 0.0, -x, DSPLAT(0.0)) + sp);
+            lq = -(ce_vsel(x > 0.0, x, DSPLAT(0.0)) + sp);
+        } else {
+            ok &= (x >= 0.0) & (x <= 1.0);
+            lp = ce_vlogf(x);
+            lq = ce_vlogf(1.0 - x); /* 1 - x is exact for a float32 x: log1m needs no correction */
+        }
+        vd loss = -(ce_vsel(pos == 0.0, DSPLAT(0.0), pos * lp) + ce_vsel(ys == 1.0, DSPLAT(0.0), rest * lq));
+        vfh r = __builtin_convertvector(loss, vfh);
+        if (j + VD <= n) {
+            *(vfh_unaligned*)(out + j) = r;
+        } else {
+            for (int64_t k = 0; j + k < n; k++) out[j + k] = r[k];
+        }
+        bad += ~ok & 1;
+    }
+    int64_t total = 0;
+    for (int k = 0; k < VD; k++) total += bad[k];
+    return total;
+}
+
+/* The row statistics (max, rest) of the GROUP short rows held transposed in xt, VW rows a vector;
+   bad[k] set for a row holding NaN or +inf. */
+static void ce_group_stats_f32(const float* xt, int64_t v, double* mx, double* rest, int* bad) {
+    for (int64_t kb = 0; kb < GROUP; kb += VW) {
+        vf m = VSPLAT(-INFINITY);
+        for (int64_t j = 0; j < v; j++) m = ce_vmax(ce_vload(xt + j * GROUP + kb), m);
+        vf mz = (vf)((vi)m & ~(m == -INFINITY)); /* rows of -inf: z = -inf, no NaN */
+        vd lo = {0}, hi = {0};
+        vi tie = {0}, counted = {0}; /* the lanes' ties are counted here; ce_vexpf_nz's counts are unused */
+        int64_t unused = 0;
+        for (int64_t j = 0; j < v; j++) {
+            vf z = ce_vload(xt + j * GROUP + kb) - mz;
+            vi k = z == 0.0f;
+            tie -= k;
+            vf e = ce_vexpf_nz(z, &counted, &unused);
+            lo += ce_vlo(e);
+            hi += ce_vhi(e);
+        }
+        vf tie1 = __builtin_convertvector(tie, vf) - 1.0f; /* exact: at most SHORT ties */
+        vd mlo = ce_vlo(m), mhi = ce_vhi(m), rlo = lo + ce_vlo(tie1), rhi = hi + ce_vhi(tie1);
+        rlo = ce_vsel(mlo == -INFINITY, DSPLAT(-1.0), rlo);
+        rhi = ce_vsel(mhi == -INFINITY, DSPLAT(-1.0), rhi);
+        memcpy(mx + kb, &mlo, sizeof mlo);
+        memcpy(mx + kb + VD, &mhi, sizeof mhi);
+        memcpy(rest + kb, &rlo, sizeof rlo);
+        memcpy(rest + kb + VD, &rhi, sizeof rhi);
+        vi odd = (m == INFINITY) | (m == -INFINITY); /* +inf: invalid; -inf: a NaN is not in the sums */
+        vl nan = (lo != lo) | (hi != hi);
+        int64_t any = 0;
+        for (int64_t k = 0; k < VW; k++) any |= odd[k];
+        for (int64_t k = 0; k < VD; k++) any |= nan[k];
+        for (int64_t k = 0; k < VW; k++) bad[kb + k] = 0;
+        for (int64_t k = 0; any && k < VW; k++) {
+            int64_t row = kb + k;
+            double total = k < VD ? lo[k] : hi[k - VD];
+            bad[row] = m[k] == INFINITY || total != total;
+            if (m[k] == -INFINITY)
+                for (int64_t j = 0; j < v; j++) bad[row] |= xt[j * GROUP + row] != xt[j * GROUP + row];
+        }
+    }
+}
+
+/* A pure read of n float32 values with the pool's threads: the memory-read floor of the benchmarks. */
+typedef struct {
+    const float* x;
+    double* partial;
+} ce_floor_ctx;
+
+static void ce_floor_task(void* p, int64_t begin, int64_t end, int64_t* bad) {
+    ce_floor_ctx* c = (ce_floor_ctx*)p;
+    (void)bad;
+    for (int64_t b = begin; b < end; b++) {
+        float s = 0.0f;
+        const float* x = c->x + b * 65536;
+        _Pragma("omp simd reduction(+:s)") for (int64_t j = 0; j < 65536; j++) s += x[j];
+        c->partial[b] = s;
+    }
+}
+
+double CE_PASTE(ce_read_floor_f32, CE_ISA)(const float* x, int64_t n, double* partial, int nthreads) {
+    ce_floor_ctx c = {x, partial};
+    int64_t blocks = n / 65536;
+    ce_parallel(nthreads, blocks, 4, ce_floor_task, &c);
+    double total = 0.0;
+    for (int64_t b = 0; b < blocks; b++) total += partial[b];
+    for (int64_t j = blocks * 65536; j < n; j++) total += x[j];
+    return total;
+}
+
+/* Read n float32 values and write them to out with the pool's threads: the read + write floor of the
+   benchmarks (what a gradient kernel must at least move). */
+typedef struct {
+    const float* x;
+    float* out;
+    int64_t n;
+} ce_copy_ctx;
+
+static void ce_copy_task(void* p, int64_t begin, int64_t end, int64_t* bad) {
+    ce_copy_ctx* c = (ce_copy_ctx*)p;
+    (void)bad;
+    int64_t b = begin * 65536, e = end * 65536 < c->n ? end * 65536 : c->n;
+    memcpy(c->out + b, c->x + b, (size_t)(e - b) * sizeof(float));
+}
+
+void CE_PASTE(ce_copy_floor_f32, CE_ISA)(const float* x, int64_t n, float* out, int nthreads) {
+    ce_copy_ctx c = {x, out, n};
+    ce_parallel(nthreads, (n + 65535) / 65536, 4, ce_copy_task, &c);
+}
+
+#define T float
+#define S f32
+#define EXPT ce_expf
+#define EXPSUM ce_expf
+#include "cpu_template.h"
+#undef T
+#undef S
+#undef EXPT
+#undef EXPSUM
+
+#define T double
+#define S f64
+#define EXPT ce_exp
+#define EXPSUM exp
+#include "cpu_template.h"
+#undef T
+#undef S
+#undef EXPT
+#undef EXPSUM
