@@ -1,12 +1,43 @@
-"""A drop-in for PyTorch's cross-entropy losses, with PyTorch's names and defaults.
+"""A drop-in for PyTorch's cross-entropy losses: PyTorch 2.13's API and numbers, fused kernels underneath.
 
-Replacing ``torch.nn.CrossEntropyLoss`` is a one-line change::
+Replacing a loss is a one-line change::
 
     from crossentropy.torch import CrossEntropyLoss   # was: from torch.nn import CrossEntropyLoss
 
-and gives the same loss and the same gradients (``convention="torch"``), with
-:class:`~crossentropy.InputError` messages that name the bad position instead
-of PyTorch's assertion. Importing this module imports torch.
+Every function and module here has PyTorch's signature (positional order,
+keyword names, defaults, the deprecated ``size_average``/``reduce``), accepts
+what PyTorch accepts, returns PyTorch's values and gradients, and fails where
+PyTorch fails, with the same exception type. It is a different contract from
+the ``crossentropy.*`` functions: this module reproduces PyTorch (its
+``-100`` ignore index, its weighted mean), exactness beyond PyTorch lives in
+:func:`crossentropy.sparse_categorical_cross_entropy` and friends.
+
+What runs underneath:
+
+- :func:`cross_entropy` with class-index targets (and :class:`CrossEntropyLoss`)
+  runs the fused kernel for the tensor's device, the C kernel on CPU tensors
+  and Triton on CUDA tensors, through a registered ``torch.library`` custom
+  op: one pass over the logits computes the loss and, when a gradient is
+  needed, the gradient, which the backward pass only scales. bfloat16 and
+  float16 logits are accumulated in float32. A target out of range raises
+  PyTorch's ``IndexError`` on the CPU and a device-side assertion on CUDA.
+- :func:`linear_cross_entropy` (and :class:`LinearCrossEntropyLoss`)
+  computes ``cross_entropy(input @ linear_weight.T + linear_bias, target)``
+  over row blocks with the same kernel, so the ``N x C`` logits never exist;
+  under ``torch.no_grad()`` each block costs one matrix product.
+- Probability targets, K-dimensional linear weights and inputs PyTorch refuses
+  are handed to PyTorch's own function, so they behave exactly as in PyTorch.
+- :func:`nll_loss`, :func:`binary_cross_entropy` and
+  :func:`binary_cross_entropy_with_logits` (and their modules) are PyTorch's
+  own: a gather and two elementwise losses that PyTorch already computes in
+  one pass. They are here so that one import serves every loss.
+
+Nothing reads a value back to the host (validation that needs values happens
+in the kernel or as a device-side assertion), so the losses cost no host
+synchronisation on accelerators and compile with ``torch.compile(fullgraph=True)``
+without graph breaks.
+
+Importing this module imports torch.
 
 Examples
 --------
@@ -21,32 +52,96 @@ True
 
 from __future__ import annotations
 
-from typing import Any
+import math
 
 import torch
+import torch.nn.functional as F
+from torch.nn import _reduction
+from torch.overrides import has_torch_function_variadic
 
-from ._losses import binary_cross_entropy as _bce
-from ._losses import categorical_cross_entropy as _cce
-from ._losses import sparse_categorical_cross_entropy as _scce
+from . import _dispatch
 
 __all__ = [
     "BCELoss",
     "BCEWithLogitsLoss",
     "CrossEntropyLoss",
+    "LinearCrossEntropyLoss",
+    "NLLLoss",
     "binary_cross_entropy",
     "binary_cross_entropy_with_logits",
     "cross_entropy",
     "linear_cross_entropy",
+    "nll_loss",
 ]
 
+_dispatch.prepare_torch()
 
-def _legacy_reduction(size_average: bool | None, reduce: bool | None, reduction: str) -> str:
-    """PyTorch's rule for the deprecated ``size_average`` and ``reduce`` flags."""
-    if size_average is None and reduce is None:
-        return reduction
-    if reduce is False:
-        return "none"
-    return "sum" if size_average is False else "mean"
+_FUSED_DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
+_INDEX_DTYPES = (torch.int64, torch.uint8)
+_CHUNK_BYTES = 256 << 20
+"""Default size of one block of logits in :func:`linear_cross_entropy` (without ``options``)."""
+
+
+def _class_weight_fits(weight: torch.Tensor | None, like: torch.Tensor, num_classes: int) -> bool:
+    """PyTorch's rules for ``weight``: one value per class, the input's dtype and device, no gradient."""
+    if weight is None:
+        return True
+    return (
+        isinstance(weight, torch.Tensor)
+        and weight.ndim == 1
+        and weight.shape[0] == num_classes
+        and weight.dtype == like.dtype
+        and weight.device == like.device
+        and not weight.requires_grad
+    )
+
+
+def _smoothing_fits(label_smoothing: float) -> bool:
+    """PyTorch smooths for values in (0, 1], ignores values <= 0 and refuses values above 1."""
+    return isinstance(label_smoothing, (int, float)) and not label_smoothing > 1.0
+
+
+def _index_targets(input: torch.Tensor, target: torch.Tensor) -> bool:
+    """Class-index targets of the shape PyTorch's ``cross_entropy`` takes for ``input``."""
+    if target.dtype not in _INDEX_DTYPES:
+        return False
+    if input.ndim == 1:
+        return target.ndim == 0
+    return target.ndim == input.ndim - 1 and target.shape[0] == input.shape[0] and target.shape[1:] == input.shape[2:]
+
+
+def _fused_cross_entropy(
+    input: torch.Tensor,
+    target: torch.Tensor,
+    weight: torch.Tensor | None,
+    ignore_index: int,
+    reduction: str,
+    label_smoothing: float,
+) -> bool:
+    """Whether PyTorch accepts these arguments with class-index targets, as the fused kernel takes them."""
+    return (
+        isinstance(input, torch.Tensor)
+        and isinstance(target, torch.Tensor)
+        and not has_torch_function_variadic(input, target, weight)
+        and input.dtype in _FUSED_DTYPES
+        and input.ndim >= 1
+        and (input.shape[0] if input.ndim == 1 else input.shape[1]) > 0
+        and target.device == input.device
+        and _index_targets(input, target)
+        and _class_weight_fits(weight, input, input.shape[0] if input.ndim == 1 else input.shape[1])
+        and reduction in ("mean", "sum", "none")
+        and _smoothing_fits(label_smoothing)
+        and isinstance(ignore_index, int)
+    )
+
+
+def _rows(input: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits as ``(n, C)`` rows (the class axis moved last) and targets as ``(n,)``."""
+    if input.ndim == 1:
+        return input.unsqueeze(0), target.reshape(1)
+    if input.ndim == 2:
+        return input, target
+    return input.movedim(1, -1).reshape(-1, input.shape[1]), target.reshape(-1)
 
 
 def cross_entropy(
@@ -59,12 +154,13 @@ def cross_entropy(
     reduction: str = "mean",
     label_smoothing: float = 0.0,
 ) -> torch.Tensor:
-    """``torch.nn.functional.cross_entropy``, computed by :mod:`crossentropy`.
+    """:func:`torch.nn.functional.cross_entropy`, with the fused kernel for class-index targets.
 
     ``input`` holds logits with the classes on dimension 1 (dimension 0 when
-    unbatched); ``target`` holds class indices (``ignore_index`` skipped) or
-    class probabilities of ``input``'s shape. Weighted means divide by the
-    summed class weights of the non-ignored targets, as in PyTorch.
+    unbatched; K-dimensional inputs ``(N, C, d1, ..., dK)`` too); ``target``
+    holds class indices (``ignore_index`` skipped) or class probabilities of
+    ``input``'s shape. Weighted means divide by the summed class weights of
+    the non-ignored targets, as in PyTorch.
 
     Examples
     --------
@@ -74,104 +170,35 @@ def cross_entropy(
     >>> cross_entropy(x, torch.tensor([0, 1, 2]), weight=torch.tensor([1.0, 2.0, 3.0]))
     tensor(0.6922)
     """
-    reduction = _legacy_reduction(size_average, reduce, reduction)
-    axis = 0 if input.ndim == 1 else 1
-    fused = _triton() if input.is_cuda and input.ndim == 2 and not torch.is_floating_point(target) else None
-    if fused is not None:
-        return fused.fused_cross_entropy(
-            input,
-            target,
-            weight=weight,
-            ignore_index=ignore_index,
-            label_smoothing=label_smoothing,
-            reduction=reduction,
-        )
-    if torch.is_floating_point(target):
-        return _cce(
-            target,
-            input,
-            axis=axis,
-            from_logits=True,
-            class_weight=weight,
-            label_smoothing=label_smoothing,
-            reduction=reduction,
-            convention="torch",
-        )
-    return _scce(
-        target,
-        input,
-        axis=axis,
-        from_logits=True,
-        ignore_index=ignore_index,
+    if size_average is not None or reduce is not None:
+        reduction = _reduction.legacy_get_string(size_average, reduce)
+    if not _fused_cross_entropy(input, target, weight, ignore_index, reduction, label_smoothing):
+        return F.cross_entropy(input, target, weight, None, ignore_index, None, reduction, label_smoothing)
+    x, t = _rows(input, target)
+    out = _dispatch.torch_cross_entropy(
+        x,
+        t,
         class_weight=weight,
-        label_smoothing=label_smoothing,
+        ignore_index=ignore_index,
+        label_smoothing=max(float(label_smoothing), 0.0),
         reduction=reduction,
-        convention="torch",
+        check_labels=True,
     )
+    return out.reshape(target.shape) if reduction == "none" else out
 
 
-def _triton() -> Any:
-    """The Triton kernels module, or None where triton is not installed."""
-    try:
-        from ._kernels import triton_ce
-    except ImportError:
-        return None
-    return triton_ce
-
-
-class _GradientsFromForward(torch.autograd.Function):
-    """An autograd Function whose forward already computed the gradients of ``(hidden, weight)``.
-
-    The forward saves them; the backward only scales them by the incoming
-    gradient. Both linear + cross-entropy paths (C kernel, Triton) use it.
-    """
-
-    @staticmethod
-    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[Any, ...]:
-        grad_hidden, grad_weight = ctx.saved_tensors
-        return grad_hidden * grad_out, grad_weight * grad_out, None, None, None, None, None
-
-
-class _ChunkedLinearCrossEntropy(_GradientsFromForward):
-    """The CPU path of linear_cross_entropy: row blocks through the fused C kernel, gradients in place."""
-
-    @staticmethod
-    def forward(
-        ctx: Any,
-        hidden: torch.Tensor,
-        weight: torch.Tensor,
-        labels: torch.Tensor,
-        ignore_index: int,
-        smoothing: float,
-        reduction: str,
-        chunk: int,
-    ) -> torch.Tensor:
-        from .grad import sparse_categorical_cross_entropy_value_and_grad as value_and_grad
-
-        valid = labels != ignore_index
-        count = valid.sum().item() if reduction == "mean" else 1
-        grad_hidden = torch.empty_like(hidden)
-        grad_weight = torch.zeros_like(weight)
-        total = 0.0
-        for start in range(0, hidden.shape[0], chunk):
-            end = min(hidden.shape[0], start + chunk)
-            logits = (hidden[start:end] @ weight.t()).detach().contiguous()
-            loss, _ = value_and_grad(
-                labels[start:end].numpy(),
-                logits.numpy(),
-                ignore_index=ignore_index,
-                label_smoothing=smoothing,
-                reduction="sum",
-                convention="torch",
-                out=logits.numpy(),
-            )
-            total += float(loss)
-            logits /= max(count, 1) if reduction == "mean" else 1
-            grad_hidden[start:end] = logits @ weight
-            grad_weight += logits.t() @ hidden[start:end]
-        ctx.save_for_backward(grad_hidden, grad_weight)
-        value = total / count if reduction == "mean" else total
-        return torch.tensor(value if count else float("nan"), dtype=hidden.dtype)
+def _chunk(n: int, num_classes: int, in_features: int, element_size: int, options: object) -> int:
+    """Rows per block: ``options``' choice (as PyTorch reads it), else about 256 MiB of logits."""
+    if options is not None:
+        size = getattr(options, "batch_chunk_size", None)
+        method = getattr(options, "chunking_method", None)
+        if size:
+            return int(size)
+        if isinstance(method, str) and method.startswith("aspect_ratio"):
+            divisor = int(method.split(":", 1)[1]) if ":" in method else 1
+            ratio = math.ceil(num_classes / max(in_features, 1))
+            return max(1, (1 << max(0, math.ceil(n / ratio) - 1).bit_length()) // divisor)
+    return max(1, _CHUNK_BYTES // max(1, num_classes * element_size))
 
 
 def linear_cross_entropy(
@@ -179,18 +206,26 @@ def linear_cross_entropy(
     linear_weight: torch.Tensor,
     target: torch.Tensor,
     *,
-    ignore_index: int = -100,
-    label_smoothing: float = 0.0,
+    linear_bias: torch.Tensor | None = None,
+    weight: torch.Tensor | None = None,
     reduction: str = "mean",
-    chunk_size: int | None = None,
+    ignore_index: int | None = None,
+    label_smoothing: float = 0.0,
+    options: object = None,
 ) -> torch.Tensor:
-    """``F.cross_entropy(input @ linear_weight.T, target)`` without materialising the logits.
+    """:func:`torch.nn.functional.linear_cross_entropy` without materialising the ``N x C`` logits.
 
-    On CUDA with triton installed, the fused Triton kernel; on the CPU (float32
-    or float64), row blocks through the fused C kernel. Either way only one
-    block of logits exists at a time and the gradients of ``input`` and
-    ``linear_weight`` are computed in the forward pass. ``reduction`` is
-    ``"mean"`` or ``"sum"``.
+    ``cross_entropy(linear(input, linear_weight, linear_bias), target, weight=weight, ...)``
+    for ``input`` ``(N, D)`` or ``(D,)`` and ``linear_weight`` ``(C, D)``,
+    computed over row blocks by the fused kernel: each block's logits become
+    their gradient in place, folded at once into the gradients of ``input``,
+    ``linear_weight`` and ``linear_bias``. ``ignore_index=None`` means -100
+    for class-index targets. ``options`` (a
+    :class:`torch.nn.LinearCrossEntropyOptions`) sets the block size as
+    PyTorch reads it (``batch_chunk_size``, or ``chunking_method``
+    ``"aspect_ratio[:N]"``); without it a block holds about 256 MiB of
+    logits. Probability targets and K-dimensional ``linear_weight`` run
+    PyTorch's own implementation.
 
     Examples
     --------
@@ -199,104 +234,70 @@ def linear_cross_entropy(
     >>> h, w = torch.randn(6, 4, dtype=torch.float64), torch.randn(9, 4, dtype=torch.float64)
     >>> t = torch.tensor([0, 3, 8, 1, -100, 2])
     >>> reference = torch.nn.functional.cross_entropy(h @ w.T, t)
-    >>> bool(torch.isclose(linear_cross_entropy(h, w, t, chunk_size=4), reference))
+    >>> bool(torch.isclose(linear_cross_entropy(h, w, t), reference))
     True
     """
-    from ._validation import InputError, check_choice
-
-    check_choice("reduction", reduction, ("mean", "sum"))
-    if input.ndim != 2 or linear_weight.ndim != 2 or input.shape[1] != linear_weight.shape[1]:
-        raise InputError(
-            f"input (N, D) and linear_weight (V, D) do not match: {tuple(input.shape)} and {tuple(linear_weight.shape)}"
-        )
-    vocab = linear_weight.shape[0]
-    chunk = chunk_size or max(1, (256 << 20) // max(1, vocab * input.element_size()))
-    fused = _triton() if input.is_cuda else None
-    if fused is not None:
-        return fused.linear_cross_entropy(
+    fused = (
+        isinstance(input, torch.Tensor)
+        and isinstance(linear_weight, torch.Tensor)
+        and isinstance(target, torch.Tensor)
+        and not has_torch_function_variadic(input, linear_weight, target, linear_bias, weight)
+        and input.ndim in (1, 2)
+        and linear_weight.ndim == 2
+        and input.shape[-1] == linear_weight.shape[-1]
+        and linear_weight.shape[0] > 0
+        and input.dtype in _FUSED_DTYPES
+        and linear_weight.dtype == input.dtype
+        and linear_weight.device == input.device
+        and target.device == input.device
+        and (linear_bias is None or (linear_bias.shape == linear_weight.shape[:1] and linear_bias.dtype == input.dtype))
+        and target.dtype in _INDEX_DTYPES
+        and target.shape == input.shape[:-1]
+        and _class_weight_fits(weight, input, linear_weight.shape[0])
+        and reduction in ("mean", "sum", "none")
+        and _smoothing_fits(label_smoothing)
+        and (ignore_index is None or isinstance(ignore_index, int))
+    )
+    if not fused:
+        return F.linear_cross_entropy(
             input,
             linear_weight,
             target,
+            linear_bias=linear_bias,
+            weight=weight,
+            reduction=reduction,
             ignore_index=ignore_index,
             label_smoothing=label_smoothing,
-            reduction=reduction,
-            chunk_size=chunk,
+            options=options,  # type: ignore[arg-type]
         )
-    if input.dtype not in (torch.float32, torch.float64) or input.device.type != "cpu":
-        return cross_entropy(
-            input @ linear_weight.t(),
-            target,
-            ignore_index=ignore_index,
-            label_smoothing=label_smoothing,
-            reduction=reduction,
-        )
-    return _ChunkedLinearCrossEntropy.apply(
-        input, linear_weight, target, ignore_index, float(label_smoothing), reduction, int(chunk)
-    )
-
-
-def binary_cross_entropy(
-    input: torch.Tensor,
-    target: torch.Tensor,
-    weight: torch.Tensor | None = None,
-    size_average: bool | None = None,
-    reduce: bool | None = None,
-    reduction: str = "mean",
-) -> torch.Tensor:
-    """``torch.nn.functional.binary_cross_entropy`` (probabilities; logs clamped at -100)."""
-    reduction = _legacy_reduction(size_average, reduce, reduction)
-    return _bce(target, input, sample_weight=weight, reduction=reduction, convention="torch")
-
-
-def binary_cross_entropy_with_logits(
-    input: torch.Tensor,
-    target: torch.Tensor,
-    weight: torch.Tensor | None = None,
-    size_average: bool | None = None,
-    reduce: bool | None = None,
-    reduction: str = "mean",
-    pos_weight: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """``torch.nn.functional.binary_cross_entropy_with_logits``.
-
-    Examples
-    --------
-    >>> import torch
-    >>> from crossentropy.torch import binary_cross_entropy_with_logits
-    >>> binary_cross_entropy_with_logits(torch.tensor([-2.0, 0.5, 3.0]), torch.tensor([1.0, 0.0, 1.0]))
-    tensor(1.0499)
-    """
-    reduction = _legacy_reduction(size_average, reduce, reduction)
-    return _bce(
-        target,
-        input,
-        from_logits=True,
-        pos_weight=pos_weight,
-        sample_weight=weight,
+    hidden, labels = (input.unsqueeze(0), target.reshape(1)) if input.ndim == 1 else (input, target)
+    n, v = hidden.shape[0], linear_weight.shape[0]
+    out = _dispatch.torch_linear_cross_entropy(
+        hidden,
+        linear_weight,
+        labels,
+        bias=linear_bias,
+        class_weight=weight,
+        ignore_index=-100 if ignore_index is None else ignore_index,
+        label_smoothing=max(float(label_smoothing), 0.0),
         reduction=reduction,
-        convention="torch",
+        chunk=_chunk(n, v, hidden.shape[1], hidden.element_size(), options),
+        check_labels=True,
     )
+    return out.reshape(target.shape) if reduction == "none" else out
 
 
-class CrossEntropyLoss(torch.nn.Module):
-    """Drop-in for :class:`torch.nn.CrossEntropyLoss` (same arguments and defaults)."""
+# The losses with nothing to fuse are PyTorch's own (see the module docstring).
+nll_loss = F.nll_loss
+binary_cross_entropy = F.binary_cross_entropy
+binary_cross_entropy_with_logits = F.binary_cross_entropy_with_logits
+NLLLoss = torch.nn.NLLLoss
+BCELoss = torch.nn.BCELoss
+BCEWithLogitsLoss = torch.nn.BCEWithLogitsLoss
 
-    weight: torch.Tensor | None
 
-    def __init__(
-        self,
-        weight: torch.Tensor | None = None,
-        size_average: bool | None = None,
-        ignore_index: int = -100,
-        reduce: bool | None = None,
-        reduction: str = "mean",
-        label_smoothing: float = 0.0,
-    ) -> None:
-        super().__init__()
-        self.register_buffer("weight", weight)
-        self.ignore_index = ignore_index
-        self.reduction = _legacy_reduction(size_average, reduce, reduction)
-        self.label_smoothing = label_smoothing
+class CrossEntropyLoss(torch.nn.CrossEntropyLoss):
+    """:class:`torch.nn.CrossEntropyLoss`, same constructor, attributes and state, computed by :func:`cross_entropy`."""
 
     def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return cross_entropy(
@@ -309,46 +310,21 @@ class CrossEntropyLoss(torch.nn.Module):
         )
 
 
-class BCEWithLogitsLoss(torch.nn.Module):
-    """Drop-in for :class:`torch.nn.BCEWithLogitsLoss` (same arguments and defaults)."""
-
-    weight: torch.Tensor | None
-    pos_weight: torch.Tensor | None
-
-    def __init__(
-        self,
-        weight: torch.Tensor | None = None,
-        size_average: bool | None = None,
-        reduce: bool | None = None,
-        reduction: str = "mean",
-        pos_weight: torch.Tensor | None = None,
-    ) -> None:
-        super().__init__()
-        self.register_buffer("weight", weight)
-        self.register_buffer("pos_weight", pos_weight)
-        self.reduction = _legacy_reduction(size_average, reduce, reduction)
+class LinearCrossEntropyLoss(torch.nn.LinearCrossEntropyLoss):
+    """:class:`torch.nn.LinearCrossEntropyLoss`, same constructor and state, computed by :func:`linear_cross_entropy`."""
 
     def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return binary_cross_entropy_with_logits(
-            input, target, weight=self.weight, reduction=self.reduction, pos_weight=self.pos_weight
+        linear_weight = self.linear.weight.reshape((self.num_classes, *self.out_features, self.linear.in_features))
+        bias = self.linear.bias
+        linear_bias = None if bias is None else bias.reshape((self.num_classes, *self.out_features))
+        return linear_cross_entropy(
+            input,
+            linear_weight,
+            target,
+            linear_bias=linear_bias,
+            weight=self.weight,
+            reduction=self.reduction,
+            ignore_index=self.ignore_index,
+            label_smoothing=self.label_smoothing,
+            options=self.options,
         )
-
-
-class BCELoss(torch.nn.Module):
-    """Drop-in for :class:`torch.nn.BCELoss` (same arguments and defaults)."""
-
-    weight: torch.Tensor | None
-
-    def __init__(
-        self,
-        weight: torch.Tensor | None = None,
-        size_average: bool | None = None,
-        reduce: bool | None = None,
-        reduction: str = "mean",
-    ) -> None:
-        super().__init__()
-        self.register_buffer("weight", weight)
-        self.reduction = _legacy_reduction(size_average, reduce, reduction)
-
-    def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return binary_cross_entropy(input, target, weight=self.weight, reduction=self.reduction)
