@@ -1,7 +1,8 @@
-"""Scoring on Dask: a LocalCluster of 2 workers over partitioned Parquet, and a killed worker."""
+"""Scoring on Dask: the same partials as one process, for any partitioning; a killed worker; the CLI."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
@@ -17,26 +18,33 @@ pytest.importorskip("pyarrow")
 
 import crossentropy as ce  # noqa: E402
 from crossentropy import dask as ce_dask  # noqa: E402
-from crossentropy._scoring import score_file  # noqa: E402
+from crossentropy._scoring import poisson_weights, score_file  # noqa: E402
 from crossentropy.cli import main  # noqa: E402
+from crossentropy.io import open_table  # noqa: E402
+
+N, K = 60_000, 5
 
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     rng = np.random.default_rng(0)
-    n, k = 60_000, 5
-    logits = rng.normal(0, 2, (n, k))
+    logits = rng.normal(0, 2, (N, K))
     probs = np.exp(logits - logits.max(1, keepdims=True))
     probs /= probs.sum(1, keepdims=True)
     frame = pd.DataFrame(
-        {"label": rng.integers(0, k, n), "w": rng.uniform(0.5, 2, n), **{f"p_{j}": probs[:, j] for j in range(k)}}
+        {"label": rng.integers(0, K, N), "w": rng.uniform(0.5, 2, N), **{f"p_{j}": probs[:, j] for j in range(K)}}
     )
     directory = tmp_path_factory.mktemp("parts")
-    for i, part in enumerate(np.array_split(np.arange(n), 6)):
+    for i, part in enumerate(np.array_split(np.arange(N), 6)):
         frame.iloc[part].to_parquet(directory / f"part-{i}.parquet")
     single = tmp_path_factory.mktemp("single") / "all.parquet"
-    frame.to_parquet(single)
-    return directory, single, frame
+    frame.to_parquet(single, row_group_size=N // 7 + 1)
+    text = frame.copy()
+    text.loc[[5, 17_000, 17_001, 43_210], "p_0"] = np.nan
+    text.loc[29_999, "label"] = K
+    csv = tmp_path_factory.mktemp("csv") / "all.csv"
+    text.to_csv(csv, index=False)
+    return directory, single, csv, frame
 
 
 @pytest.fixture(scope="module")
@@ -48,40 +56,160 @@ def cluster():
         yield c, client
 
 
-def _same(a, b):
-    assert a["rows_scored"] == b["rows_scored"]
-    assert a["mean_loss"] == pytest.approx(b["mean_loss"], rel=1e-12)
-    assert a["accuracy"] == b["accuracy"]
+def _same(a, b, *, rel=1e-12):
+    for key in ("rows_read", "rows_scored", "rows_rejected", "rejected", "rejected_reasons", "classes"):
+        assert a[key] == b[key], key
+    for key in ("mean_loss", "sum_loss", "baseline_loss", "accuracy", "total_weight"):
+        assert a[key] == pytest.approx(b[key], rel=rel), key
     for x, y in zip(a["per_class"], b["per_class"], strict=True):
-        assert x["count"] == y["count"]
-        assert x["mean_loss"] == pytest.approx(y["mean_loss"], rel=1e-12)
+        assert (x["count"], x["predicted"], x["recall"], x["precision"]) == (
+            y["count"],
+            y["predicted"],
+            y["recall"],
+            y["precision"],
+        )
+        assert x["mean_loss"] == pytest.approx(y["mean_loss"], rel=rel)
+    assert a["calibration"]["ece"] == pytest.approx(b["calibration"]["ece"], rel=rel)
     for x, y in zip(a["calibration"]["bins"], b["calibration"]["bins"], strict=True):
         assert x["count"] == y["count"]
+        assert x["confidence"] == pytest.approx(y["confidence"], rel=rel)
+        assert x["observed"] == pytest.approx(y["observed"], rel=rel)
+    assert a["loss_histogram"] == b["loss_histogram"]
+    if "bootstrap" in b:
+        assert a["bootstrap"]["ci95"] == pytest.approx(b["bootstrap"]["ci95"], rel=rel)
+        assert a["bootstrap"]["std"] == pytest.approx(b["bootstrap"]["std"], rel=rel)
 
 
-def test_dask_equals_single_process(dataset, cluster):
-    directory, single, _ = dataset
+def _partition_bytes(path, parts):
+    """A piece size that cuts ``path`` into ``parts`` pieces (Parquet: whole row groups, 7 in the fixture)."""
+    if parts == 1:
+        return 1 << 40
+    if str(path).endswith(".parquet"):
+        import pyarrow.parquet as pq
+
+        meta = pq.ParquetFile(path).metadata
+        largest = max(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+        return 1 if parts == meta.num_row_groups else largest * -(-meta.num_row_groups // parts)
+    return -(-open_table(str(path)).size_bytes // parts)
+
+
+@pytest.mark.parametrize("parts", [1, 2, 7])
+def test_both_engines_agree_for_1_2_and_7_partitions(dataset, parts):
+    _, single, csv, _ = dataset
+    for path, extra in ((single, {"sample_weight": "w"}), (csv, {"on_bad_row": "skip"})):
+        target = _partition_bytes(path, parts)
+        assert len(open_table(str(path)).split(target)) == parts
+        for convention in ("exact", "keras"):
+            expected = score_file(str(path), probs=["p_*"], convention=convention, bootstrap=50, seed=3, **extra)
+            got = ce_dask.score(
+                str(path),
+                probs=["p_*"],
+                convention=convention,
+                bootstrap=50,
+                seed=3,
+                partition_bytes=target,
+                scheduler="synchronous",
+                **extra,
+            )
+            _same(got, expected)
+
+
+def test_the_csv_rejected_rows_keep_their_lines_across_pieces(dataset):
+    _, _, csv, _ = dataset
+    got = ce_dask.score(
+        str(csv), probs=["p_*"], on_bad_row="skip", partition_bytes=_partition_bytes(csv, 7), scheduler="synchronous"
+    )
+    assert [(r["row"], r["line"], r["reason"]) for r in got["rejected"]] == [
+        (6, 7, "missing value"),  # pandas writes NaN as an empty cell
+        (17_001, 17_002, "missing value"),
+        (17_002, 17_003, "missing value"),
+        (30_000, 30_001, "label is outside [0, 5)"),
+        (43_211, 43_212, "missing value"),
+    ]
+    with pytest.raises(ce.InputError, match=r"all.csv: line 7, column 'p_0': missing value"):
+        ce_dask.score(str(csv), probs=["p_*"], partition_bytes=_partition_bytes(csv, 7), scheduler="synchronous")
+
+
+def test_bootstrap_weights_depend_only_on_the_row_index():
+    whole = poisson_weights(11, 1000, 5000, 7)
+    pieces = np.concatenate([poisson_weights(11, 1000 + a, b - a, 7) for a, b in ((0, 1), (1, 1234), (1234, 5000))])
+    assert np.array_equal(whole, pieces)
+    assert whole.mean() == pytest.approx(1.0, abs=0.02)
+    assert whole.var() == pytest.approx(1.0, abs=0.05)
+    assert not np.array_equal(whole, poisson_weights(12, 1000, 5000, 7))
+
+
+def test_dask_on_a_cluster_equals_single_process(dataset, cluster):
+    directory, single, _, _ = dataset
     for convention in ("exact", "keras"):
         expected = score_file(str(single), probs=["p_*"], sample_weight="w", convention=convention)
         got = ce_dask.score(str(directory), probs=["p_*"], sample_weight="w", convention=convention)
         _same(got, expected)
+    seen = []
+    got = ce_dask.score(str(directory), probs=["p_*"], progress=lambda rows, done: seen.append((rows, done)))
+    assert len(seen) == 6
+    assert seen[-1] == (N, pytest.approx(1.0))
+    c, _ = cluster
+    with distributed.Client(c.scheduler_address, set_as_default=False) as other:
+        _same(ce_dask.score(str(directory), probs=["p_*"], scheduler=other), score_file(str(single), probs=["p_*"]))
+
+
+def test_directories_globs_and_urls_for_both_engines(dataset, tmp_path):
+    import fsspec
+
+    directory, single, _, _ = dataset
+    expected = score_file(str(single), probs=["p_*"])
+    memory = fsspec.filesystem("memory")
+    for part in sorted(directory.iterdir()):
+        memory.pipe(f"/ce-test/{part.name}", part.read_bytes())
+    for source in (str(directory), str(directory / "part-*.parquet"), f"file://{directory}", "memory://ce-test"):
+        _same(score_file(source, probs=["p_*"]), expected)
+        _same(ce_dask.score(source, probs=["p_*"], scheduler="synchronous"), expected)
 
 
 def test_killed_worker_is_retried_and_the_result_is_unchanged(dataset, cluster):
-    directory, single, _ = dataset
+    directory, single, _, _ = dataset
     _, client = cluster
     expected = score_file(str(single), probs=["p_*"])
-    data = ce_dask.read(str(directory)).map_partitions(_slow, meta=ce_dask.read(str(directory))._meta)
+    frame = dd.read_parquet(str(directory))
+    data = frame.map_partitions(_slow, meta=frame._meta)
 
     def kill_one():
         time.sleep(1.0)
         workers = list(client.scheduler_info()["workers"])
-        client.run(os._exit, 1, workers=workers[:1])
+        with contextlib.suppress(distributed.comm.core.CommClosedError, OSError):
+            client.run(os._exit, 1, workers=workers[:1])  # the worker dies before it can answer
 
     killer = threading.Thread(target=kill_one)
     killer.start()
-    got = ce_dask.score(data, probs=["p_*"])
+    got = ce_dask.score(data, probs=["p_*"], bootstrap=20)
     killer.join()
+    _same(got, score_file(str(single), probs=["p_*"], bootstrap=20))
+    assert got["mean_loss"] == pytest.approx(expected["mean_loss"], rel=1e-12)
+
+
+def test_a_worker_killed_while_it_reads_files_is_replaced_and_the_result_is_unchanged(dataset, cluster):
+    _, _, csv, _ = dataset
+    _, client = cluster
+    expected = score_file(str(csv), probs=["p_*"], on_bad_row="skip", bootstrap=20)
+    killed = []
+
+    def kill_a_worker_once(rows, done):
+        if not killed:
+            workers = list(client.scheduler_info()["workers"])
+            killed.append(workers[0])
+            with contextlib.suppress(distributed.comm.core.CommClosedError, OSError):
+                client.run(os._exit, 1, workers=workers[:1])
+
+    got = ce_dask.score(
+        str(csv),
+        probs=["p_*"],
+        on_bad_row="skip",
+        bootstrap=20,
+        partition_bytes=_partition_bytes(csv, 30),
+        progress=kill_a_worker_once,
+    )
+    assert killed
     _same(got, expected)
 
 
@@ -101,29 +229,25 @@ def test_dask_arrays_through_the_array_api_functions():
     assert float(got) == pytest.approx(float(ce.sparse_categorical_cross_entropy(t, x, from_logits=True)), rel=1e-14)
 
 
-def test_cli_engine_dask(dataset, capsys, cluster):
-    directory, single, _ = dataset
+def test_cli_engine_dask_with_bootstrap(dataset, capsys, cluster):
+    directory, single, _, _ = dataset
     c, _ = cluster
-    assert (
-        main(
-            [
-                "score",
-                str(directory),
-                "--probs",
-                "p_*",
-                "--engine",
-                "dask",
-                "--scheduler",
-                c.scheduler_address,
-                "--per-class",
-                "--calibration",
-                "--format",
-                "json",
-            ]
-        )
-        == 0
-    )
+    argv = ["--probs", "p_*", "--per-class", "--calibration", "--bootstrap", "200", "--format", "json"]
+    assert main(["score", str(directory), *argv, "--engine", "dask", "--scheduler", c.scheduler_address]) == 0
     got = json.loads(capsys.readouterr().out)
-    _same(got, score_file(str(single), probs=["p_*"]))
+    assert main(["score", str(single), *argv]) == 0
+    expected = json.loads(capsys.readouterr().out)
+    assert got["bootstrap"]["replicates"] == 200
+    assert got["bootstrap"]["ci95"] == pytest.approx(expected["bootstrap"]["ci95"], rel=1e-12)
+    assert got["mean_loss"] == pytest.approx(expected["mean_loss"], rel=1e-12)
     assert main(["score", str(directory / "missing"), "--engine", "dask", "--scheduler", c.scheduler_address]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_cli_engine_dask_starts_a_local_cluster_and_shows_the_dashboard(dataset, capsys):
+    directory, single, _, _ = dataset
+    argv = ["score", str(directory), "--probs", "p_*", "--format", "json", "--engine", "dask", "--workers", "1"]
+    assert main([*argv, "--progress"]) == 0
+    out, err = capsys.readouterr()
+    assert "Dask dashboard at http://" in err
+    assert json.loads(out)["mean_loss"] == pytest.approx(score_file(str(single), probs=["p_*"])["mean_loss"], rel=1e-12)

@@ -1,11 +1,20 @@
-"""Out-of-core scoring on Dask: the outputs of ``crossentropy score``, as a map-reduce.
+"""Scoring on Dask: the single-process scorer, run on workers over pieces of a data set.
 
-Each partition of a Dask DataFrame (for example a directory of Parquet
-files) is scored by its own :class:`~crossentropy._scoring.Scorer` on a
-worker; the partial scores are sums, so they are merged in a tree with
-compensated addition and the result equals the single-process score (to
-rounding, about 1e-16 relative). Dask retries a partition whose worker dies.
-The array-API functions of :mod:`crossentropy` also accept Dask arrays.
+The client plans the work and merges; workers read and score. A data set
+(a file, a directory or glob of Parquet or CSV files, an fsspec URL) is cut
+into pieces (Parquet row groups, CSV byte ranges of whole lines, NPY row
+ranges); each worker reads its pieces as Arrow record batches and feeds them
+to the same :func:`crossentropy._scoring.score_batches` core as ``crossentropy
+score``, returning a mergeable :class:`~crossentropy._scoring.Scorer`. The
+client merges the scorers in data-set order, so every figure (mean, per
+class, calibration, histogram, rejected rows, bootstrap interval) equals the
+single-process one whatever the partitioning: the bootstrap draws each row's
+Poisson weights from a counter-based generator keyed by the row's index. Dask
+recomputes the pieces of a worker that dies.
+
+A Dask DataFrame is accepted too (each pandas partition becomes one Arrow
+table); files are better, as workers then read them directly. The array-API
+functions of :mod:`crossentropy` also accept Dask arrays.
 
 Importing this module imports dask.
 
@@ -21,67 +30,122 @@ Examples
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from typing import Any
 
 import dask
 import numpy as np
 
-from ._scoring import ScoreOptions, Scorer, resolve_columns
+from ._scoring import (
+    BadRowError,
+    Columns,
+    ScoreOptions,
+    Scorer,
+    describe_rejection,
+    infer_options,
+    resolve_columns,
+    score_batches,
+)
 from ._validation import InputError, check_choice
 
-__all__ = ["read", "score"]
+__all__ = ["score"]
 
 
-def _score_partition(
-    frame: Any, start: int, options: ScoreOptions, label: str, columns: list[str], weight: str | None, on_bad_row: str
-) -> tuple[Scorer, int, list[dict[str, Any]], int]:
-    """Score one pandas partition: the scorer, rows read, first rejected rows, rejected count."""
-    scorer = Scorer(options)
-    y = frame[label].to_numpy(dtype=np.float64, na_value=np.nan)
-    if len(columns) == 1 and not options.binary:
-        preds = np.stack([np.asarray(v, dtype=np.float64) for v in frame[columns[0]]])
-    elif len(columns) == 1:
-        preds = frame[columns[0]].to_numpy(dtype=np.float64, na_value=np.nan)
-    else:
-        preds = frame[columns].to_numpy(dtype=np.float64, na_value=np.nan)
-    w = None if weight is None else frame[weight].to_numpy(dtype=np.float64, na_value=np.nan)
-    bad = scorer.update(y, preds, w, start=start)
-    if bad.rows and on_bad_row == "error":
-        i = int(np.argmin(bad.rows))
-        raise InputError(f"row {bad.rows[i] + 1}: {bad.reasons[i]}")
-    listed = [{"row": r + 1, "reason": why} for r, why in sorted(zip(bad.rows, bad.reasons, strict=True))[:20]]
-    return scorer, len(frame), listed, len(bad.rows)
+def _score_piece(piece: Any, columns: Columns, options: ScoreOptions, batch_rows: int) -> Scorer:
+    """Score one piece on a worker (every bad row counted; the client decides whether it is an error)."""
+    scorer = Scorer(options, origin=piece.start)
+    return score_batches(piece.batches(columns.read(), batch_rows), scorer, columns, on_bad_row="skip")
 
 
-def _merge(*parts: tuple[Scorer, int, list[dict[str, Any]], int]) -> tuple[Scorer, int, list[dict[str, Any]], int]:
-    scorer, rows, listed, rejected = parts[0]
-    merged = Scorer(scorer.options)
-    merged.merge(scorer)
-    for other, n, other_listed, other_rejected in parts[1:]:
-        merged.merge(other)
-        rows += n
-        listed = listed + other_listed
-        rejected += other_rejected
-    return merged, rows, sorted(listed, key=lambda r: r["row"])[:20], rejected
+def _count_rows(piece: Any, label: str) -> int:
+    """Rows of a CSV piece (for the bootstrap, which needs each piece's first row index)."""
+    return sum(len(batch) for batch in piece.batches([label], 1 << 16))
 
 
-def read(path: str, *, delimiter: str | None = None) -> Any:
-    """A Dask DataFrame over a Parquet file or directory, or CSV files (glob patterns allowed)."""
-    import glob
-    import os
+def _frame_batches(frame: Any, columns: Columns, batch_rows: int) -> Iterator[Any]:
+    import pyarrow as pa
 
-    import dask.dataframe as dd
+    from .io import Batch
 
-    if not glob.glob(path):
-        raise InputError(f"{path}: no such file or directory")
+    table = pa.Table.from_pandas(frame[columns.read()], preserve_index=False)
+    start = 0
+    for rb in table.to_batches(max_chunksize=batch_rows):
+        yield Batch("<dask>", start, {c: rb.column(c) for c in rb.schema.names}, rb.num_rows)
+        start += rb.num_rows
+
+
+def _score_frame(frame: Any, start: int | None, columns: Columns, options: ScoreOptions, batch_rows: int) -> Scorer:
+    """Score one pandas partition of a Dask DataFrame."""
+    scorer = Scorer(options, origin=start)
+    return score_batches(_frame_batches(frame, columns, batch_rows), scorer, columns, on_bad_row="skip")
+
+
+def _line_of(path: str, offset: int) -> int:
+    """The 1-based line at byte ``offset`` of a CSV file (counted by reading up to it)."""
+    from .io import _count_lines, _csv_stream
+
+    lines = 1
+    with _csv_stream(path) as stream:
+        left = offset
+        carriage_return = False
+        while left > 0:
+            data = stream.read(min(left, 1 << 22))
+            if not data:
+                break
+            lines += _count_lines(data) - (1 if carriage_return and data.startswith(b"\n") else 0)
+            carriage_return = data.endswith(b"\r")
+            left -= len(data)
+    return lines
+
+
+def _client(scheduler: Any) -> Any:
+    """The distributed Client to use, or None for a local Dask scheduler."""
+    if isinstance(scheduler, str) and scheduler in ("synchronous", "sync", "threads", "threading", "processes"):
+        return None
     try:
-        if os.path.isdir(path) or path.lower().endswith((".parquet", ".pq")):
-            return dd.read_parquet(path)
-        if path.lower().endswith((".csv", ".tsv", ".txt")) or "*" in path:
-            return dd.read_csv(path, sep=delimiter or ("\t" if ".tsv" in path else ","), blocksize="64MB")
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{path}: cannot read with Dask: {exc}") from None
-    raise InputError(f"{path}: the Dask engine reads Parquet (files or directories) and CSV")
+        from distributed import Client, default_client
+    except ImportError:
+        return None
+    if isinstance(scheduler, Client):
+        return scheduler
+    if scheduler is None:
+        try:
+            return default_client()
+        except ValueError:
+            return None
+    return None
+
+
+def _run(
+    tasks: list[Any],
+    weights: Sequence[float],
+    scheduler: Any,
+    progress: Callable[[int, float | None], None] | None,
+) -> list[Any]:
+    """Compute the delayed scorers; report rows and the fraction done as they finish."""
+    client = _client(scheduler)
+    if client is None:
+        return list(dask.compute(*tasks, scheduler=scheduler))
+    from distributed import as_completed
+
+    futures = client.compute(tasks)
+    order = {f.key: i for i, f in enumerate(futures)}
+    results: list[Any] = [None] * len(futures)
+    total = float(sum(weights)) or 1.0
+    done = 0.0
+    rows = 0
+    try:
+        for future in as_completed(futures, loop=client.loop):
+            i = order[future.key]
+            results[i] = future.result()
+            rows += getattr(results[i], "rows_read", 0)
+            done += weights[i]
+            if progress is not None:
+                progress(rows, done / total)
+    finally:
+        client.cancel([f for f in futures if not f.done()])
+    return results
 
 
 def score(
@@ -94,60 +158,168 @@ def score(
     convention: str = "exact",
     base: float | None = None,
     bins: int = 10,
+    bootstrap: int = 0,
+    seed: int = 0,
+    atol: float | None = None,
+    renormalize: bool = False,
     on_bad_row: str = "error",
+    delimiter: str | None = None,
     scheduler: Any = None,
-    split_every: int = 8,
+    partition_bytes: int = 64 << 20,
+    batch_rows: int = 1 << 16,
+    max_listed: int = 20,
+    progress: Callable[[int, float | None], None] | None = None,
 ) -> dict[str, Any]:
-    """Score a Dask DataFrame of predictions (or a path Dask can read as Parquet).
+    """Score a data set on Dask; the same result as :func:`crossentropy._scoring.score_file`.
 
-    Arguments as :func:`crossentropy._scoring.score_file` (``crossentropy
-    score``); ``scheduler`` is passed to ``dask.compute`` (``None`` uses the
-    current client or Dask's default); ``split_every`` is the fan-in of the
-    merge tree.
+    Parameters
+    ----------
+    data : str or dask.dataframe.DataFrame
+        A file, a directory or glob of Parquet or CSV files, or an fsspec
+        URL (the workers must be able to read it), or a Dask DataFrame.
+    labels, probs, logits, sample_weight, convention, base, bins, bootstrap, seed, atol, renormalize, on_bad_row
+        As for ``crossentropy score``.
+    delimiter : str, optional
+        CSV delimiter.
+    scheduler : optional
+        A ``distributed.Client``, or a scheduler name for ``dask.compute``
+        (``"synchronous"``, ``"threads"``, ``"processes"``); ``None`` uses the
+        current client, else Dask's default.
+    partition_bytes : int
+        Target size of a piece (CSV bytes, Parquet row groups of about this size).
+    batch_rows : int
+        Rows per Arrow batch on a worker.
+    max_listed : int
+        Rejected rows listed in the result.
+    progress : callable, optional
+        Called as pieces finish with the rows read so far and the fraction done.
 
     Returns
     -------
     dict
         The same fields as ``crossentropy score --format json``.
+
+    Raises
+    ------
+    InputError
+        As the single-process scorer; with ``on_bad_row="error"`` the first
+        bad row in data-set order (every piece is scored first).
     """
+    check_choice("on_bad_row", on_bad_row, ("error", "skip"))
+    base_options = ScoreOptions(
+        num_classes=2,
+        convention=convention,
+        base=base,
+        bins=bins,
+        bootstrap=bootstrap,
+        seed=seed,
+        atol=atol,
+        renormalize=renormalize,
+        max_listed=max(max_listed, 1),
+    )
+    if isinstance(data, str):
+        total, options, columns, name = _score_files(
+            data, labels, probs, logits, sample_weight, base_options, delimiter, scheduler, partition_bytes, batch_rows,
+            progress,
+        )  # fmt: skip
+    else:
+        total, options, columns, name = _score_dataframe(
+            data, labels, probs, logits, sample_weight, base_options, scheduler, batch_rows, progress
+        )
+    if total.rows_rejected and on_bad_row == "error":
+        entry = total.public_entry(total.rejected[0])
+        raise BadRowError(describe_rejection(entry), entry)
+    result = total.result()
+    result["rejected"] = result["rejected"][:max_listed]
+    return {
+        "file": name,
+        **result,
+        "classes": options.num_classes,
+        "prediction_columns": list(columns.predictions),
+        "from_logits": columns.from_logits,
+    }
+
+
+def _score_files(
+    path: str,
+    labels: str | None,
+    probs: list[str] | None,
+    logits: list[str] | None,
+    sample_weight: str | None,
+    base_options: ScoreOptions,
+    delimiter: str | None,
+    scheduler: Any,
+    partition_bytes: int,
+    batch_rows: int,
+    progress: Callable[[int, float | None], None] | None,
+) -> tuple[Scorer, ScoreOptions, Columns, str]:
+    from .io import open_table
+
+    table = open_table(path, delimiter=delimiter)
+    if table.pieces[0].stream is not None:
+        raise InputError(f"{table.path}: the Dask engine reads files, not a stream; use the local engine")
+    label, chosen, from_logits = resolve_columns(table.column_names, table.path, labels, probs, logits, sample_weight)
+    columns = Columns(label, tuple(chosen), sample_weight, from_logits)
+    first = None
+    for piece in table.pieces:
+        first = next(iter(piece.batches(columns.read(), 64)), None)
+        if first is not None:
+            break
+    if first is None:
+        raise InputError(f"{table.path}: no data rows")
+    options, columns = infer_options(first, columns, table.list_columns, base_options)
+    pieces = table.split(partition_bytes)
+    if options.bootstrap and any(p.start is None for p in pieces):
+        counts: list[int] = _run(
+            [dask.delayed(_count_rows)(p, label) for p in pieces], [1.0] * len(pieces), scheduler, None
+        )
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).tolist()
+        pieces = [replace(p, start=int(s)) for p, s in zip(pieces, starts, strict=True)]
+    tasks = [dask.delayed(_score_piece)(p, columns, options, batch_rows) for p in pieces]
+    sizes = [float(p.rows if p.rows is not None else (p.size() or 1)) for p in pieces]
+    scorers = _run(tasks, sizes, scheduler, progress)
+    total = Scorer(options)
+    for s in scorers:
+        total.merge(s)
+    for entry in total.rejected:
+        if entry["line"] is None and entry["offset"] is not None and entry["file"]:
+            entry["line"] = _line_of(entry["file"], entry["offset"])
+    return total, options, columns, table.path
+
+
+def _score_dataframe(
+    data: Any,
+    labels: str | None,
+    probs: list[str] | None,
+    logits: list[str] | None,
+    sample_weight: str | None,
+    base_options: ScoreOptions,
+    scheduler: Any,
+    batch_rows: int,
+    progress: Callable[[int, float | None], None] | None,
+) -> tuple[Scorer, ScoreOptions, Columns, str]:
     import dask.dataframe as dd
 
-    check_choice("on_bad_row", on_bad_row, ("error", "skip"))
-    if isinstance(data, str):
-        data = read(data)
     if not isinstance(data, dd.DataFrame):
-        raise InputError(f"data must be a Dask DataFrame or a Parquet path, got {type(data).__name__}")
-    label, columns, from_logits = resolve_columns(
-        [str(c) for c in data.columns], "<dask>", labels, probs, logits, sample_weight
-    )
-    first = data.get_partition(0).head(1, compute=True) if data.npartitions else None
-    if first is None or len(first) == 0:
-        raise InputError("no data rows")
-    sample = first[columns[0]].iloc[0]
-    list_column = len(columns) == 1 and not np.isscalar(sample)
-    binary = len(columns) == 1 and not list_column
-    classes = 2 if binary else (len(np.asarray(sample)) if list_column else len(columns))
-    options = ScoreOptions(
-        num_classes=classes, binary=binary, from_logits=from_logits, convention=convention, base=base, bins=bins
-    )
-    lengths = data.map_partitions(len).compute(scheduler=scheduler)
-    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).tolist()
-    parts = [
-        dask.delayed(_score_partition)(part, int(start), options, label, columns, sample_weight, on_bad_row)
+        raise InputError(f"data must be a path, a URL or a Dask DataFrame, got {type(data).__name__}")
+    names = [str(c) for c in data.columns]
+    label, chosen, from_logits = resolve_columns(names, "<dask>", labels, probs, logits, sample_weight)
+    columns = Columns(label, tuple(chosen), sample_weight, from_logits)
+    head = data.get_partition(0).head(64, compute=True) if data.npartitions else None
+    if head is None or len(head) == 0:
+        raise InputError("<dask>: no data rows (or an empty first partition)")
+    first = next(_frame_batches(head, columns, 64))
+    options, columns = infer_options(first, columns, [], base_options)
+    starts: list[int | None] = [None] * data.npartitions
+    if options.bootstrap:
+        lengths = data.map_partitions(len).compute(scheduler=scheduler)
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(int).tolist()
+    tasks = [
+        dask.delayed(_score_frame)(part, start, columns, options, batch_rows)
         for part, start in zip(data.to_delayed(), starts, strict=True)
     ]
-    while len(parts) > 1:
-        parts = [dask.delayed(_merge)(*parts[i : i + split_every]) for i in range(0, len(parts), split_every)]
-    ((scorer, rows_read, rejected, rejected_count),) = dask.compute(parts[0], scheduler=scheduler)
-    result = scorer.result()
-    return {
-        "file": "<dask>",
-        "rows_read": rows_read,
-        "rows_scored": scorer.rows_scored,
-        "rows_rejected": rejected_count,
-        "rejected": rejected,
-        "classes": classes,
-        "prediction_columns": columns,
-        "from_logits": from_logits,
-        **result,
-    }
+    scorers = _run(tasks, [1.0] * len(tasks), scheduler, progress)
+    total = Scorer(options)
+    for s in scorers:
+        total.merge(s)
+    return total, options, columns, "<dask>"

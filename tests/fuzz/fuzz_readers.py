@@ -6,6 +6,9 @@
 CI runs a bounded number of inputs (tests/test_fuzz.py). Each input is
 written as a CSV, a Parquet, an NPY and an NPZ file and scored; an exception
 other than InputError is a finding (atheris prints the input that caused it).
+Findings (``crash-*``, ``timeout-*`` files) are written to a temporary
+directory, never to the working directory, unless ``-artifact_prefix=`` says
+where.
 """
 
 from __future__ import annotations
@@ -42,7 +45,12 @@ def one_input(data: bytes) -> None:
 
 
 def main() -> None:
-    atheris.Setup(sys.argv, one_input)
+    argv = list(sys.argv)
+    if not any(a.startswith("-artifact_prefix=") for a in argv):
+        findings = tempfile.mkdtemp(prefix="crossentropy-fuzz-findings-")
+        argv.insert(1, f"-artifact_prefix={findings}/")
+        print(f"fuzz findings go to {findings}", file=sys.stderr)
+    atheris.Setup(argv, one_input)
     atheris.Fuzz()
 
 
