@@ -6,6 +6,7 @@ import io
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 matplotlib = pytest.importorskip("matplotlib")
@@ -28,13 +29,11 @@ def _render(draw) -> int:
 
 
 def _score():
-    import numpy as np
-
     scorer = Scorer(ScoreOptions(num_classes=3))
     rng = np.random.default_rng(0)
     x = rng.normal(size=(100, 3))
     p = np.exp(x) / np.exp(x).sum(1, keepdims=True)
-    scorer.update(rng.integers(0, 3, 100).astype(float), p, None, start=0)
+    scorer.update(rng.integers(0, 3, 100).astype(float), p)
     return scorer.result()
 
 
@@ -75,3 +74,62 @@ def test_plot_module_imports_matplotlib_lazily():
     code = "import sys, crossentropy.plot; print('matplotlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def _ax():
+    return Figure().add_subplot()
+
+
+def test_every_figure_has_a_title_and_labelled_axes():
+    drawings = [
+        plot.distributions([0.1, 0.4, 0.5], [0.8, 0.15, 0.05], ax=_ax()),
+        plot.cross_entropy_curve(ax=_ax()),
+        plot.entropy_vs_classes(8, ax=_ax()),
+        plot.reliability_diagram(_score()["calibration"], ax=_ax()),
+        plot.per_class_loss(_score()["per_class"], unit="bits", ax=_ax()),
+        plot.loss_histogram(_score()["loss_histogram"], ax=_ax()),
+        plot.gradient_magnitude(ax=_ax()),
+        plot.learning_curves({"ce": {"test_cross_entropy": [2.0, 1.0]}}, metric="test_cross_entropy", ax=_ax()),
+    ]
+    for ax in drawings:
+        assert ax.get_title(), ax
+        assert ax.get_xlabel(), ax
+        assert ax.get_ylabel(), ax
+    assert drawings[4].get_ylabel() == "mean loss (bits)"
+    assert drawings[7].get_ylabel() == "test cross-entropy (nats)"
+
+
+def test_the_cross_entropy_curve_is_dense_correct_and_reads_left_to_right():
+    ax = plot.cross_entropy_curve(base=2, ax=_ax())
+    left, right = ax.get_xlim()
+    assert left == 0
+    assert right == 1
+    x, y = ax.lines[0].get_data()
+    assert len(x) > 400
+    assert np.all(np.diff(x) > 0)
+    np.testing.assert_allclose(y, -np.log2(x), rtol=1e-12)
+    assert ax.get_ylabel() == "cross-entropy (bits)"
+    assert "$" in ax.get_title()  # mathtext
+    marks_x, _ = ax.lines[1].get_data()
+    np.testing.assert_allclose(sorted(marks_x), [0.1 * k for k in range(1, 11)])
+
+
+def test_the_compare_bars_carry_their_values():
+    ax = plot.distributions([0.1, 0.4, 0.5], [0.8, 0.15, 0.05], names=["red", "green", "blue"], ax=_ax())
+    labels = sorted(t.get_text() for t in ax.texts)
+    assert labels == sorted(["0.1", "0.4", "0.5", "0.8", "0.15", "0.05"])
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["P (the truth)", "Q (the model)"]
+
+
+def test_the_reliability_diagram_shows_the_rows_of_each_bin():
+    calibration = {
+        "kind": "top label",
+        "ece": 0.1,
+        "bins": [
+            {"lower": 0.0, "upper": 0.5, "count": 29, "confidence": 0.4, "observed": 0.3},
+            {"lower": 0.5, "upper": 1.0, "count": 2280, "confidence": 0.8, "observed": 0.7},
+        ],
+    }
+    ax = plot.reliability_diagram(calibration, ax=_ax())
+    assert sorted(t.get_text() for t in ax.texts) == ["2,280", "29"]
+    assert "ECE = 0.1000" in ax.get_title()

@@ -8,6 +8,7 @@ with the reported one to the digits the text gives.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ import numpy as np
 
 from . import grad
 from ._information import cross_entropy, entropy, information, js_divergence, kl_divergence
-from ._losses import binary_cross_entropy, categorical_cross_entropy, log_loss, sparse_categorical_cross_entropy
+from .losses import binary_cross_entropy, categorical_cross_entropy, log_loss, sparse_categorical_cross_entropy
 
 __all__ = ["Check", "Section", "sections", "write_plots"]
 
@@ -227,8 +228,20 @@ def _understanding() -> Section:
     )
 
 
-def _training_runs(epochs: int = 30) -> dict[str, Any] | None:
-    """Softmax regression on digits with both losses, or None without scikit-learn."""
+RANDOM_EPOCHS = 60
+SATURATED_EPOCHS = 100
+
+
+@functools.cache
+def _training_runs() -> dict[str, Any] | None:
+    """Softmax regression on digits with both losses, or None without scikit-learn.
+
+    From a random start, :data:`RANDOM_EPOCHS` epochs; from a saturated
+    (confidently wrong) start, :data:`SATURATED_EPOCHS`, the run that shows
+    the point: cross-entropy recovers (90 % test accuracy near epoch 60) and
+    squared error never does. The runs are deterministic, so they are
+    computed once per process (for the checks and for the figures).
+    """
     from . import learn
     from ._validation import InputError
 
@@ -243,22 +256,27 @@ def _training_runs(epochs: int = 30) -> dict[str, Any] | None:
             )
             for loss in ("ce", "mse")
         }
-        for init in ("random", "saturated")
+        for init, epochs in (("random", RANDOM_EPOCHS), ("saturated", SATURATED_EPOCHS))
     }
 
 
 def _why_not_squared_error() -> Section:
     runs = _training_runs()
+    n = SATURATED_EPOCHS
     text = {
         "en": "Softmax regression on scikit-learn's digits, trained twice with the same steps: once with "
         "cross-entropy, whose gradient with respect to the logits is p - y, and once with squared error "
         "sum (p - y)^2, whose gradient is J_softmax^T 2(p - y) and shrinks with p (1 - p) when the model is "
-        "confidently wrong. From a saturated (confidently wrong) start the squared-error gradient is orders of "
-        "magnitude smaller, and squared error barely moves.",
+        "confidently wrong. From a random start both learn, cross-entropy faster. From a saturated "
+        "(confidently wrong) start the squared-error gradient is over a hundred times smaller: in "
+        f"{n} epochs cross-entropy climbs from 0 to over 90 % test accuracy (crossing 90 % near epoch 60), "
+        "while squared error stays at 0 (crossentropy train --init saturated --epochs 100).",
         "ko": "scikit-learn의 digits 데이터에서 소프트맥스 회귀를 같은 스텝으로 두 번 학습한다: 로짓에 대한 기울기가 "
         "p - y인 교차 엔트로피와, 기울기가 J_softmax^T 2(p - y)로 모델이 확신에 차서 틀릴 때 p (1 - p)만큼 줄어드는 "
-        "제곱 오차 sum (p - y)^2. 포화된(확신에 찬 오답) 시작점에서는 제곱 오차의 기울기가 수십~수백 배 작아 "
-        "거의 학습되지 않는다.",
+        "제곱 오차 sum (p - y)^2. 무작위 시작점에서는 둘 다 학습되지만 교차 엔트로피가 더 빠르다. 포화된(확신에 찬 "
+        f"오답) 시작점에서는 제곱 오차의 기울기가 백 배 이상 작다: {n} 에포크 동안 교차 엔트로피는 테스트 정확도 "
+        "0에서 90% 이상으로 올라가고(에포크 60 근처에서 90%를 넘음) 제곱 오차는 0에 머문다 "
+        "(crossentropy train --init saturated --epochs 100).",
     }
     title = {"en": "Why not squared error: training both", "ko": "왜 제곱 오차가 아닌가: 두 손실로 학습하기"}
     if runs is None:
@@ -268,11 +286,10 @@ def _why_not_squared_error() -> Section:
         }
         return Section("001-train", title, {k: text[k] + note[k] for k in text})
     rnd, sat = runs["random"], runs["saturated"]
-    never = 10**6
 
     def epochs(h: Any) -> float:
         e = h.epochs_to(0.9)
-        return float(never if e is None else e)
+        return math.inf if e is None else float(e)
 
     checks = [
         _c(
@@ -292,13 +309,23 @@ def _why_not_squared_error() -> Section:
             sat["mse"].gradient_norm[0],
         ),
         _c(
-            "saturated start: test accuracy after 30 epochs, cross-entropy",
-            "포화 시작: 30 에포크 후 정확도, 교차 엔트로피",
+            f"saturated start: epochs to 90% test accuracy, cross-entropy (inf: not in {n})",
+            f"포화 시작: 테스트 정확도 90%까지 에포크, 교차 엔트로피 (inf: {n} 에포크 안에 못 함)",
+            epochs(sat["ce"]),
+        ),
+        _c(
+            f"saturated start: epochs to 90% test accuracy, squared error (inf: not in {n})",
+            f"포화 시작: 테스트 정확도 90%까지 에포크, 제곱 오차 (inf: {n} 에포크 안에 못 함)",
+            epochs(sat["mse"]),
+        ),
+        _c(
+            f"saturated start: test accuracy after {n} epochs, cross-entropy",
+            f"포화 시작: {n} 에포크 후 정확도, 교차 엔트로피",
             sat["ce"].test_accuracy[-1],
         ),
         _c(
-            "saturated start: test accuracy after 30 epochs, squared error",
-            "포화 시작: 30 에포크 후 정확도, 제곱 오차",
+            f"saturated start: test accuracy after {n} epochs, squared error",
+            f"포화 시작: {n} 에포크 후 정확도, 제곱 오차",
             sat["mse"].test_accuracy[-1],
         ),
     ]
@@ -536,7 +563,7 @@ def sections() -> list[Section]:
 
 
 def write_plots(directory: str | Path) -> list[Path]:
-    """Write the figures the texts describe as PNG files; return their paths."""
+    """Write the figures the texts describe as PNG files named after what they show; return their paths."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -547,18 +574,27 @@ def write_plots(directory: str | Path) -> list[Path]:
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     drawings: dict[str, Callable[[Any], Any]] = {
-        "000_distributions.png": lambda ax: plot.distributions(P, Q, names=COLOURS, ax=ax),
-        "000_cross_entropy_curve.png": lambda ax: plot.cross_entropy_curve(ax=ax),
-        "000_cross_entropy_curve_without_last_point.png": lambda ax: plot.cross_entropy_curve(
-            include_certain_miss=False, ax=ax
+        "three_colours_p_and_q.png": lambda ax: plot.distributions(P, Q, names=COLOURS, ax=ax),
+        "loss_of_one_prediction.png": lambda ax: plot.cross_entropy_curve(ax=ax),
+        "loss_of_one_prediction_bits.png": lambda ax: plot.cross_entropy_curve(
+            base=2, include_certain_miss=False, ax=ax
         ),
-        "001_entropy_vs_classes.png": lambda ax: plot.entropy_vs_classes(ax=ax),
-        "001_gradient_magnitude.png": lambda ax: plot.gradient_magnitude(ax=ax),
+        "largest_entropy_of_k_classes.png": lambda ax: plot.entropy_vs_classes(ax=ax),
+        "gradient_cross_entropy_vs_squared_error.png": lambda ax: plot.gradient_magnitude(ax=ax),
     }
+
+    def curves(named: dict[str, Any], title: str) -> Callable[[Any], Any]:
+        return lambda ax: plot.learning_curves(named, title=title, ax=ax)
+
     runs = _training_runs()
     if runs is not None:
-        named = {"cross-entropy": runs["random"]["ce"].as_dict(), "squared error": runs["random"]["mse"].as_dict()}
-        drawings["001_learning_curves.png"] = lambda ax: plot.learning_curves(named, ax=ax)
+        for init, epochs in (("random", RANDOM_EPOCHS), ("saturated", SATURATED_EPOCHS)):
+            named = {
+                "trained with cross-entropy": runs[init]["ce"].as_dict(),
+                "trained with squared error": runs[init]["mse"].as_dict(),
+            }
+            title = f"Digits, {init} start, {epochs} epochs: test accuracy"
+            drawings[f"training_digits_{init}_start.png"] = curves(named, title)
     written = []
     for name, draw in drawings.items():
         fig = Figure(figsize=(6.4, 4.0), layout="constrained")

@@ -31,8 +31,8 @@ from typing import Any
 import numpy as np
 
 from . import grad
-from ._losses import binary_cross_entropy, sparse_categorical_cross_entropy
 from ._validation import InputError, check_choice
+from .losses import binary_cross_entropy, sparse_categorical_cross_entropy
 
 Array = np.ndarray[Any, Any]
 

@@ -1,8 +1,10 @@
 """Matplotlib figures for distributions, losses and calibration.
 
 Every function draws on ``ax`` (a new figure's axes when omitted) and returns
-the Axes, so figures compose. matplotlib is the ``plot`` extra and is
-imported when a function here is first called, not with :mod:`crossentropy`.
+the Axes, so figures compose. Each figure has a title, axis labels with their
+units, and its maths in matplotlib's mathtext. matplotlib is the ``plot``
+extra and is imported when a function here is first called, not with
+:mod:`crossentropy`.
 
 Examples
 --------
@@ -12,6 +14,8 @@ Examples
 >>> ax = plot.distributions([0.10, 0.40, 0.50], [0.80, 0.15, 0.05], names=["red", "green", "blue"])
 >>> [t.get_text() for t in ax.get_xticklabels()]
 ['red', 'green', 'blue']
+>>> ax.get_title()
+'P (the truth) and Q (the model)'
 """
 
 from __future__ import annotations
@@ -39,6 +43,9 @@ __all__ = [
 
 Axes = Any
 
+# The seed text's eleven predictions, p = 1.0, 0.9, ..., 0.0, marked on the cross-entropy curve.
+SEED_PROBABILITIES = tuple(round(1 - i / 10, 1) for i in range(11))
+
 
 def _axes(ax: Axes | None) -> Axes:
     if ax is not None:
@@ -51,15 +58,29 @@ def _axes(ax: Axes | None) -> Axes:
     return new
 
 
+def unit_name(base: float | None) -> str:
+    """``"nats"`` for the natural logarithm, ``"bits"`` for base 2, else ``"log base b units"``."""
+    if base is None:
+        return "nats"
+    return "bits" if base == 2 else f"log base {base:g} units"
+
+
+def _log_symbol(base: float | None) -> str:
+    if base is None:
+        return r"\ln"
+    return r"\log_2" if base == 2 else rf"\log_{{{base:g}}}"
+
+
 def distributions(
     p: Any,
     q: Any | None = None,
     *,
     names: Sequence[str] | None = None,
-    labels: Sequence[str] = ("P", "Q"),
+    labels: Sequence[str] = ("P (the truth)", "Q (the model)"),
+    title: str | None = None,
     ax: Axes | None = None,
 ) -> Axes:
-    """Bar chart of one or two discrete distributions side by side.
+    """Bar chart of one or two discrete distributions side by side, each bar labelled with its value.
 
     Parameters
     ----------
@@ -69,8 +90,14 @@ def distributions(
         Event names (default ``x0, x1, ...``).
     labels : pair of str
         Legend labels of ``p`` and ``q``.
+    title : str, optional
+        The title (default: the legend labels joined by "and").
     ax : matplotlib Axes, optional
         Where to draw.
+
+    Returns
+    -------
+    matplotlib Axes
     """
     ax = _axes(ax)
     series = [np.asarray(to_numpy(p), dtype=float).reshape(-1)]
@@ -85,18 +112,46 @@ def distributions(
     x = np.arange(k)
     width = 0.8 / len(series)
     for i, (s, label) in enumerate(zip(series, labels, strict=False)):
-        ax.bar(x + (i - (len(series) - 1) / 2) * width, s, width, label=label)
+        bars = ax.bar(x + (i - (len(series) - 1) / 2) * width, s, width, label=label)
+        if k <= 12:
+            ax.bar_label(bars, labels=[f"{v:.3g}" for v in s], padding=2, fontsize=8)
     ax.set_xticks(x, names)
+    ax.set_xlabel("event")
     ax.set_ylabel("probability")
-    ax.set_ylim(0, max(1.0, float(max(s.max() for s in series))) * 1.05)
+    ax.set_ylim(0, max(1.0, float(max(s.max() for s in series))) * 1.1)
+    ax.set_title(title if title is not None else " and ".join(labels[: len(series)]))
     ax.legend()
     return ax
 
 
 def densities(
-    p: Any, q: Any | None = None, *, labels: Sequence[str] = ("P", "Q"), points: int = 400, ax: Axes | None = None
+    p: Any,
+    q: Any | None = None,
+    *,
+    labels: Sequence[str] = ("P", "Q"),
+    points: int = 400,
+    title: str | None = None,
+    ax: Axes | None = None,
 ) -> Axes:
-    """Probability density functions of one or two frozen SciPy distributions."""
+    """Probability density functions of one or two frozen SciPy distributions.
+
+    Parameters
+    ----------
+    p, q : frozen scipy.stats distributions
+        ``q`` optional.
+    labels : pair of str
+        Legend labels.
+    points : int
+        Number of points the densities are evaluated at.
+    title : str, optional
+        The title (default: "Densities of" the labels).
+    ax : matplotlib Axes, optional
+        Where to draw.
+
+    Returns
+    -------
+    matplotlib Axes
+    """
     ax = _axes(ax)
     dists = [d for d in (p, q) if d is not None]
     lo = min(float(d.ppf(0.001)) for d in dists)
@@ -104,124 +159,318 @@ def densities(
     x = np.linspace(lo, hi, points)
     for d, label in zip(dists, labels, strict=False):
         ax.plot(x, d.pdf(x), label=label)
-    ax.set_xlabel("x")
-    ax.set_ylabel("density")
+    ax.set_xlabel("$x$")
+    ax.set_ylabel("probability density $p(x)$")
+    ax.set_title(title if title is not None else "Densities of " + " and ".join(labels[: len(dists)]))
     ax.legend()
     return ax
 
 
 def cross_entropy_curve(
-    probabilities: Sequence[float] | None = None,
+    probabilities: Sequence[float] | None = SEED_PROBABILITIES,
     *,
     base: float | None = None,
     include_certain_miss: bool = True,
+    points: int = 500,
     ax: Axes | None = None,
 ) -> Axes:
-    """Cross-entropy of a positive target against the predicted probability.
+    """Cross-entropy of the true class against the probability the model gives it, ``-log q``.
 
-    The seed text's intuition plot: target ``[0, 1]`` against predictions
-    ``[1 - p, p]`` for ``p = 1.0, 0.9, ..., 0.0``. At ``p = 0`` the loss is
-    infinite; it is drawn as an arrow off the top of the plot, or left out
-    with ``include_certain_miss=False``.
+    The curve is computed by :func:`crossentropy.cross_entropy` at ``points``
+    values of ``q`` spaced finely near 0, where it is steep; the x-axis runs
+    from 0 to 1. The seed text's predictions ``q = 1.0, 0.9, ..., 0.0`` are
+    marked (``probabilities``; ``None`` marks none). At ``q = 0`` the loss is
+    infinite: an arrow off the top marks it, or with
+    ``include_certain_miss=False`` the point is left out.
+
+    Parameters
+    ----------
+    probabilities : sequence of float or None
+        Predictions to mark on the curve.
+    base : float, optional
+        Logarithm base (2 for bits; default nats).
+    include_certain_miss : bool
+        Mark ``q = 0`` (infinite loss) with an arrow.
+    points : int
+        Number of points of the curve.
+    ax : matplotlib Axes, optional
+        Where to draw.
+
+    Returns
+    -------
+    matplotlib Axes
     """
     ax = _axes(ax)
-    ps = np.round(np.arange(10, -1, -1) / 10, 1) if probabilities is None else np.asarray(probabilities, float)
-    if not include_certain_miss:
-        ps = ps[ps > 0]
-    h = np.asarray(cross_entropy([0.0, 1.0], np.stack([1 - ps, ps], -1), base=base))
-    finite = np.isfinite(h)
-    ax.plot(ps[finite], h[finite], marker="o")
-    if (~finite).any():
-        top = float(h[finite].max()) * 1.3 if finite.any() else 1.0
-        for x in ps[~finite]:
-            ax.annotate("∞", xy=(x, top), xytext=(x, top * 0.8), ha="center", arrowprops={"arrowstyle": "->"})
-        ax.set_ylim(0, top * 1.1)
-    ax.set_xlim(float(ps.max()) + 0.05, float(ps.min()) - 0.05)
-    ax.set_xlabel("predicted probability of the true class")
-    ax.set_ylabel("cross-entropy" + (" (bits)" if base == 2 else " (nats)"))
+    q = np.unique(np.concatenate([np.geomspace(1e-3, 0.05, points // 5), np.linspace(0.05, 1.0, points)]))
+    h = np.asarray(cross_entropy([0.0, 1.0], np.stack([1 - q, q], -1), base=base))
+    top = float(np.asarray(cross_entropy([0.0, 1.0], [0.99, 0.01], base=base))) * 1.05
+    ax.plot(q, h, label=rf"$-{_log_symbol(base)}\,q$, computed at {q.size} points")
+    if probabilities is not None:
+        marks = np.asarray(probabilities, dtype=float)
+        marks = marks[marks > 0]
+        values = np.asarray(cross_entropy([0.0, 1.0], np.stack([1 - marks, marks], -1), base=base))
+        ax.plot(marks, values, "o", color="C1", label="the seed text's predictions")
+    if include_certain_miss:
+        ax.annotate(
+            r"$q = 0$: $\infty$",
+            xy=(0.0, top),
+            xytext=(0.08, top * 0.85),
+            arrowprops={"arrowstyle": "->"},
+        )
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, top)
+    unit = unit_name(base)
+    ax.set_xlabel("$q$, the predicted probability of the true class")
+    ax.set_ylabel(f"cross-entropy ({unit})")
+    ax.set_title(rf"The loss of one prediction: $-{_log_symbol(base)}\,q$")
+    ax.legend()
     return ax
 
 
 def entropy_vs_classes(max_classes: int = 32, *, base: float | None = 2, ax: Axes | None = None) -> Axes:
-    """The largest entropy of K classes (the uniform distribution), ``log K``."""
+    """The largest entropy of K classes (the uniform distribution), ``log K``, against K.
+
+    Parameters
+    ----------
+    max_classes : int
+        The largest K drawn.
+    base : float, optional
+        Logarithm base (default 2: bits).
+    ax : matplotlib Axes, optional
+        Where to draw.
+
+    Returns
+    -------
+    matplotlib Axes
+    """
     ax = _axes(ax)
     ks = np.arange(1, max_classes + 1)
     h = [float(entropy(np.full(k, 1 / k), base=base)) for k in ks]
-    ax.plot(ks, h, marker=".")
+    ax.plot(ks, h, ".", color="C0", label="uniform over $K$ classes")
     powers = ks[(ks & (ks - 1)) == 0]
-    ax.plot(powers, [h[k - 1] for k in powers], "o", label="2^k classes: k bits" if base == 2 else "2^k classes")
-    ax.set_xlabel("number of classes K")
-    ax.set_ylabel("maximum entropy" + (" (bits)" if base == 2 else " (nats)"))
+    ax.plot(
+        powers,
+        [h[k - 1] for k in powers],
+        "o",
+        color="C1",
+        label="$K = 2^k$ classes: $k$ bits" if base == 2 else "$K = 2^k$ classes",
+    )
+    ax.set_xlabel("number of classes $K$")
+    ax.set_ylabel(f"largest entropy ({unit_name(base)})")
+    ax.set_title(f"The largest entropy of $K$ classes is ${_log_symbol(base)} K$")
     ax.legend()
     return ax
 
 
 def reliability_diagram(calibration: Mapping[str, Any], *, ax: Axes | None = None) -> Axes:
-    """Observed frequency against predicted confidence per bin (``crossentropy score`` output)."""
+    """Observed frequency against predicted confidence per bin, with the rows in each bin.
+
+    Parameters
+    ----------
+    calibration : mapping
+        The ``calibration`` entry of a ``crossentropy score`` result: ``kind``,
+        ``ece`` and ``bins`` with ``lower``, ``upper``, ``count``,
+        ``confidence`` and ``observed``.
+    ax : matplotlib Axes, optional
+        Where to draw.
+
+    Returns
+    -------
+    matplotlib Axes
+    """
     ax = _axes(ax)
     bins = calibration["bins"]
     centers = [(b["lower"] + b["upper"]) / 2 for b in bins]
-    observed = [b["observed"] if b["observed"] is not None else math.nan for b in bins]
+    observed = [b["observed"] if b["observed"] is not None else 0.0 for b in bins]
     widths = [b["upper"] - b["lower"] for b in bins]
-    ax.bar(centers, observed, widths, edgecolor="black", alpha=0.7, label="observed")
+    counts = [int(b.get("count", 0)) for b in bins]
+    ax.bar(centers, observed, widths, edgecolor="black", linewidth=0.6, alpha=0.6, label="observed frequency")
+    confident = [(c, b["confidence"]) for c, b in zip(centers, bins, strict=True) if b["confidence"] is not None]
+    if confident:
+        ax.plot(*zip(*confident, strict=True), "D", color="C1", markersize=4, label="mean confidence in the bin")
     ax.plot([0, 1], [0, 1], "--", color="gray", label="perfect calibration")
+    for center, n in zip(centers, counts, strict=True):
+        if n:
+            ax.text(
+                center,
+                0.015,
+                f"{n:,}",
+                ha="center",
+                va="bottom",
+                fontsize=7 if len(bins) <= 12 else 5,
+                rotation=90 if len(bins) > 12 else 0,
+                color="black",
+            )
     ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1)
-    ax.set_xlabel(f"confidence ({calibration.get('kind', 'top label')})")
+    ax.set_ylim(0, 1.12)
+    ax.set_xlabel(f"predicted confidence ({calibration.get('kind', 'top label')})")
     ax.set_ylabel("observed frequency")
-    ax.set_title(f"ECE = {calibration['ece']:.4f}")
-    ax.legend()
+    ece = calibration["ece"]
+    ece_text = "nan" if ece is None or (isinstance(ece, float) and math.isnan(ece)) else f"{ece:.4f}"
+    ax.set_title(f"Reliability: ECE = {ece_text} (numbers at the foot: rows per bin)")
+    ax.legend(loc="upper left", fontsize=8)
     return ax
 
 
-def per_class_loss(per_class: Sequence[Mapping[str, Any]], *, ax: Axes | None = None) -> Axes:
-    """Mean loss of each true class (``crossentropy score --per-class`` output)."""
+def per_class_loss(per_class: Sequence[Mapping[str, Any]], *, unit: str = "nats", ax: Axes | None = None) -> Axes:
+    """Mean loss of each true class (``crossentropy score`` output), each bar labelled with its value.
+
+    Parameters
+    ----------
+    per_class : sequence of mappings
+        The ``per_class`` entries of a score result (``class``, ``mean_loss``).
+    unit : str
+        The loss's unit, for the axis label.
+    ax : matplotlib Axes, optional
+        Where to draw.
+
+    Returns
+    -------
+    matplotlib Axes
+    """
     ax = _axes(ax)
     classes = [str(c["class"]) for c in per_class]
-    values = [c["mean_loss"] if c["mean_loss"] is not None else 0.0 for c in per_class]
-    ax.bar(classes, values)
+    values = [c["mean_loss"] for c in per_class]
+    heights = [v if isinstance(v, (int, float)) and math.isfinite(v) else 0.0 for v in values]
+    bars = ax.bar(classes, heights)
+    if len(classes) <= 20:
+        ax.bar_label(bars, labels=[_short(v) for v in values], padding=2, fontsize=8)
     ax.set_xlabel("true class")
-    ax.set_ylabel("mean loss")
+    ax.set_ylabel(f"mean loss ({unit})")
+    ax.set_title("Mean loss of the rows of each class")
+    ax.margins(y=0.15)
     return ax
 
 
-def loss_histogram(histogram: Mapping[str, Any], *, ax: Axes | None = None) -> Axes:
-    """Histogram of per-row losses (``crossentropy score`` output)."""
+def _short(value: Any) -> str:
+    if value is None:
+        return "no rows"
+    if isinstance(value, str):
+        return value
+    v = float(value)
+    return "∞" if math.isinf(v) else f"{v:.3g}"
+
+
+def loss_histogram(histogram: Mapping[str, Any], *, unit: str = "nats", ax: Axes | None = None) -> Axes:
+    """Histogram of per-row losses (``crossentropy score`` output).
+
+    Parameters
+    ----------
+    histogram : mapping
+        ``edges`` and ``counts`` of the finite losses, ``infinite`` (rows
+        whose loss is infinite) and ``max_finite``. An older form,
+        ``upper`` and ``counts`` (equal bins from 0), is read too.
+    unit : str
+        The loss's unit, for the axis label.
+    ax : matplotlib Axes, optional
+        Where to draw.
+
+    Returns
+    -------
+    matplotlib Axes
+    """
     ax = _axes(ax)
-    counts = np.asarray(histogram["counts"])
-    edges = np.linspace(0, histogram["upper"], counts.size + 1)
-    ax.stairs(counts, edges, fill=True)
-    ax.set_xlabel(f"per-row loss (last bin: >= {edges[-2]:g})")
+    counts = np.asarray(histogram["counts"], dtype=float)
+    if "edges" in histogram:
+        edges = np.asarray(histogram["edges"], dtype=float)
+    else:
+        edges = np.linspace(0, histogram["upper"], counts.size + 1)
+    if edges.size != counts.size + 1:
+        raise InputError(f"the histogram has {counts.size} counts but {edges.size} edges")
+    ax.stairs(counts, edges, fill=True, alpha=0.8)
+    ax.set_xlim(float(edges[0]), float(edges[-1]))
+    ax.set_xlabel(f"per-row loss ({unit})")
     ax.set_ylabel("rows")
+    infinite = int(histogram.get("infinite", 0) or 0)
+    if infinite:
+        ax.text(
+            0.98,
+            0.95,
+            f"+ {infinite:,} rows with infinite loss\n(not drawn)",
+            transform=ax.transAxes,
+            ha="right",
+            va="top",
+            fontsize=9,
+        )
+    ax.set_title("How the loss is spread over the rows")
     return ax
+
+
+_METRICS = {
+    "test_accuracy": ("test accuracy", "fraction of test rows correct"),
+    "test_cross_entropy": ("test cross-entropy", "test cross-entropy (nats)"),
+    "train_loss": ("training loss", "training loss (its own unit)"),
+    "gradient_norm": ("gradient norm", "norm of the loss gradient"),
+}
 
 
 def learning_curves(
-    history: Mapping[str, Mapping[str, Sequence[float]]], *, metric: str = "test_accuracy", ax: Axes | None = None
+    history: Mapping[str, Mapping[str, Sequence[float]]],
+    *,
+    metric: str = "test_accuracy",
+    title: str | None = None,
+    log: bool = False,
+    ax: Axes | None = None,
 ) -> Axes:
-    """One line per loss of ``history[loss][metric]`` against the epoch (0 = before training)."""
+    """One line per loss of ``history[loss][metric]`` against the epoch (0 = before training).
+
+    Parameters
+    ----------
+    history : mapping
+        For each run's name, its record (:meth:`crossentropy.learn.History.as_dict`).
+    metric : str
+        ``"test_accuracy"``, ``"test_cross_entropy"``, ``"train_loss"`` or ``"gradient_norm"``.
+    title : str, optional
+        The title (default: the metric's name).
+    log : bool
+        A logarithmic y-axis.
+    ax : matplotlib Axes, optional
+        Where to draw.
+
+    Returns
+    -------
+    matplotlib Axes
+    """
     ax = _axes(ax)
-    for name, series in history.items():
+    name, label = _METRICS.get(metric, (metric.replace("_", " "), metric.replace("_", " ")))
+    for run, series in history.items():
         values = series[metric]
-        ax.plot(np.arange(len(values)), values, label=name)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel(metric.replace("_", " "))
+        ax.plot(np.arange(len(values)), values, label=run)
+    if log:
+        ax.set_yscale("log")
+    ax.set_xlabel("epoch (0 = before training)")
+    ax.set_ylabel(label)
+    ax.set_title(title if title is not None else name.capitalize())
     ax.legend()
     return ax
 
 
-def gradient_magnitude(*, ax: Axes | None = None, points: int = 200) -> Axes:
-    """|dL/dz| of cross-entropy and of squared error against the probability of the true class.
+def gradient_magnitude(*, ax: Axes | None = None, points: int = 400) -> Axes:
+    """Theory: |dL/dz| of cross-entropy and of squared error against the probability of the true class.
 
     For a sigmoid output ``p = sigmoid(z)`` and target 1: cross-entropy's
     gradient is ``1 - p``, squared error's ``2 (1 - p) p (1 - p)``, which
     vanishes as ``p -> 0``: a confidently wrong model barely learns.
+
+    Parameters
+    ----------
+    ax : matplotlib Axes, optional
+        Where to draw.
+    points : int
+        Number of points of each curve.
+
+    Returns
+    -------
+    matplotlib Axes
     """
     ax = _axes(ax)
-    p = np.linspace(1e-4, 1 - 1e-4, points)
-    ax.plot(p, 1 - p, label="cross-entropy: 1 - p")
-    ax.plot(p, 2 * (1 - p) ** 2 * p, label="squared error: 2 p (1 - p)^2")
-    ax.set_xlabel("predicted probability of the true class")
-    ax.set_ylabel("|dL/dz| (sigmoid logit)")
+    p = np.linspace(0.0, 1.0, points)
+    ax.plot(p, 1 - p, label="cross-entropy: $1 - p$")
+    ax.plot(p, 2 * (1 - p) ** 2 * p, label="squared error: $2p(1 - p)^2$")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.05)
+    ax.set_xlabel("$p$, the predicted probability of the true class")
+    ax.set_ylabel(r"$|\partial L / \partial z|$ (per unit of the logit $z$)")
+    ax.set_title("Theory: the gradient of each loss (one sigmoid output)")
     ax.legend()
     return ax

@@ -1,0 +1,274 @@
+"""The explorer page and the HTML report in a real browser (Playwright driving Debian's Chromium).
+
+Skipped where Chromium or the playwright package is missing; the axe-core
+checks are skipped where axe-core's ``axe.min.js`` cannot be found (``.ci/run``
+installs it and names it in ``AXE_CORE_JS``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from crossentropy._explore import serve_in_thread
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS", ROOT / "test-artifacts"))
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+SIZES = [(390, 844), (1280, 800)]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+QUANTITY = re.compile(r"^(−?\d+(\.\d+)?|∞) (bits|nats)$")
+
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (installed by .ci/run)")
+
+
+def _axe_source() -> str | None:
+    candidates = [os.environ.get("AXE_CORE_JS"), ROOT / "node_modules" / "axe-core" / "axe.min.js"]
+    for path in candidates:
+        if path and Path(path).is_file():
+            return Path(path).read_text(encoding="utf-8")
+    return None
+
+
+@pytest.fixture(scope="module")
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture(scope="module")
+def address():
+    srv, url = serve_in_thread()
+    try:
+        yield url
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+def _page(browser, size, *, touch=False):
+    # bypass_csp: the page's Content-Security-Policy forbids eval, which Playwright's wait_for_function uses
+    context = browser.new_context(
+        viewport={"width": size[0], "height": size[1]}, has_touch=touch, is_mobile=touch, bypass_csp=True
+    )
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    return page, errors
+
+
+def _open(browser, address, size, **kwargs):
+    page, errors = _page(browser, size, **kwargs)
+    page.goto(address)
+    page.wait_for_function("document.getElementById('r-HPQ').textContent.endsWith('bits')")
+    return page, errors
+
+
+def _no_horizontal_overflow(page):
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= page.viewport_size["width"], f"the page is {width} px wide"
+
+
+def _unnamed_controls(page) -> list[str]:
+    """Controls without an accessible name, from Chromium's own accessibility tree."""
+    session = page.context.new_cdp_session(page)
+    nodes = session.send("Accessibility.getFullAXTree")["nodes"]
+    roles = {"textbox", "slider", "combobox", "checkbox", "button", "spinbutton", "radio", "searchbox"}
+    unnamed = []
+    for node in nodes:
+        role = node.get("role", {}).get("value")
+        if node.get("ignored") or role not in roles:
+            continue
+        if not str(node.get("name", {}).get("value", "")).strip():
+            unnamed.append(f"{role} (backend node {node.get('backendDOMNodeId')})")
+    session.detach()
+    return unnamed
+
+
+def _quantities(page, scope):
+    return page.eval_on_selector_all(
+        f"{scope} [data-quantity]", "nodes => nodes.filter(n => n.offsetParent !== null).map(n => n.textContent)"
+    )
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_compare_view_fits_names_every_control_and_gives_units(browser, address, size):
+    page, errors = _open(browser, address, size)
+    _no_horizontal_overflow(page)
+    assert _unnamed_controls(page) == []
+    values = _quantities(page, "#compare")
+    assert len(values) == 7
+    assert all(QUANTITY.match(v) for v in values), values
+    assert page.text_content("#r-HPQ") == "3.288 bits"
+    assert float(page.get_attribute("#r-HPQ", "title").split()[0]) == pytest.approx(3.2879430946, abs=1e-9)
+    assert page.get_attribute("#mode-compare", "aria-pressed") == "true"
+    assert page.get_attribute("#mode-binary", "aria-pressed") == "false"
+    assert page.locator("main").count() == 1
+    assert page.eval_on_selector_all("th", "ths => ths.filter(t => !t.textContent.trim()).length") == 0
+    # the identity is drawn: H(P, Q) = H(P) + KL(P || Q)
+    assert "3.288 bits = 1.361 bits + 1.927 bits" in page.text_content("#identity-text")
+    page.select_option("#unit", "null")
+    page.wait_for_function("document.getElementById('r-HPQ').textContent === '2.279 nats'")
+    assert all(v.endswith(" nats") for v in _quantities(page, "#compare"))
+    page.click("#mode-binary")
+    page.wait_for_function("document.getElementById('binary-value').textContent.endsWith('nats')")
+    _no_horizontal_overflow(page)
+    page.click("#show-ten")
+    page.wait_for_function("document.getElementById('ten-mean').textContent.endsWith('nats')")
+    assert page.text_content("#ten-mean") == "0.247 nats"
+    _no_horizontal_overflow(page)
+    assert _unnamed_controls(page) == []
+    values = _quantities(page, "#binary")
+    assert len(values) == 12
+    assert all(QUANTITY.match(v.split(" = ")[-1]) for v in values), values
+    assert page.get_attribute("#mode-binary", "aria-pressed") == "true"
+    assert errors == []
+
+
+def _all_cleared(page):
+    return all(v == "—" for v in _quantities(page, "#compare"))
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_invalid_input_never_shows_a_value(browser, address, size):
+    page, _ = _open(browser, address, size)
+    page.click("text=Type whole lists instead")
+    page.fill("#p-list", "0.5, 0.5, 0.2")
+    page.click("#apply-lists")
+    page.wait_for_function("document.getElementById('error').textContent.includes('add up to 1.2')")
+    assert _all_cleared(page)
+    assert "Lower its values by 0.2" in page.text_content("#error")
+    assert "each slice" not in page.text_content("#error")  # plain words, not the library's wording
+    page.fill("#p-list", "0.1, 0.4, 0.5")
+    page.click("#apply-lists")
+    page.wait_for_function("document.getElementById('r-HPQ').textContent === '3.288 bits'")
+    # a value that is not a number, typed into the first row
+    first = page.locator("#events .event").first.locator("input.num.p")
+    first.fill("abc")
+    page.wait_for_function("document.getElementById('error').textContent.includes('is not a number')")
+    assert _all_cleared(page)
+    assert first.get_attribute("aria-invalid") == "true"
+    # a valid edit then an invalid one at once: the late answer to the valid one must not show
+    first.fill("0.2")
+    first.fill("1.5")
+    page.wait_for_timeout(500)
+    assert _all_cleared(page)
+    assert "between 0 and 1" in page.text_content("#error")
+    first.fill("0.2")
+    page.wait_for_function("document.getElementById('error').textContent === ''")
+    values = [float(v) for v in page.input_value("#p-list").split(",")]
+    assert sum(values) == pytest.approx(1.0, abs=1e-3)
+    assert all(QUANTITY.match(v) for v in _quantities(page, "#compare"))
+    # without "keep adding up to 1", an edit that breaks the sum is an error in plain words
+    page.uncheck("#keep-sum")
+    first.fill("0.9")
+    page.wait_for_function("document.getElementById('error').textContent.includes('add up to')")
+    assert _all_cleared(page)
+
+
+def test_event_names_are_text_not_markup(browser, address):
+    page, errors = _open(browser, address, (1280, 800))
+    name = 'a"b<i>x'
+    page.locator("#events .event").first.locator("input.name").fill(name)
+    labels = page.eval_on_selector_all("#chart text", "nodes => nodes.map(n => n.firstChild.nodeValue)")
+    assert name in labels
+    assert page.locator("#chart i, #events i").count() == 0
+    assert page.get_attribute("#events .event >> nth=0", "aria-label") == f"Event 1: {name}"
+    assert (
+        page.locator("#events .event").first.locator("input.num.p").get_attribute("aria-label").startswith(f"P({name})")
+    )
+    assert errors == []
+
+
+def test_touch_drag_moves_the_binary_point(browser, address):
+    page, errors = _open(browser, address, (390, 844), touch=True)
+    page.click("#mode-binary")
+    page.wait_for_function("document.getElementById('binary-value').textContent.endsWith('bits')")
+    page.locator("#curve").scroll_into_view_if_needed()
+    point = page.locator("#point").bounding_box()
+    box = page.locator("#curve").bounding_box()
+    plot_left, plot_right = box["x"] + 52, box["x"] + box["width"] - 14
+    start = (point["x"] + point["width"] / 2, point["y"] + point["height"] / 2)
+    end_x = plot_left + 0.25 * (plot_right - plot_left)
+    session = page.context.new_cdp_session(page)
+    session.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": start[0], "y": start[1]}]})
+    for k in range(1, 11):
+        x = start[0] + (end_x - start[0]) * k / 10
+        session.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [{"x": x, "y": start[1]}]})
+    session.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+    page.wait_for_function("document.getElementById('binary-value').textContent.endsWith('= 2.000 bits')")
+    assert float(page.input_value("#binary-p")) == pytest.approx(0.25, abs=0.005)
+    moved = page.locator("#point").bounding_box()
+    assert moved["x"] < point["x"] - 50  # the point itself moved left, to q = 0.25
+    _no_horizontal_overflow(page)
+    assert errors == []
+
+
+def _report_html() -> str:
+    pytest.importorskip("matplotlib")
+    from crossentropy._report import render
+    from test_report import example_result
+
+    result = example_result()
+    return render({}, result, generated="2026-01-02 03:04 UTC")
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_the_report_fits_the_screen(browser, size, tmp_path):
+    path = tmp_path / "report.html"
+    path.write_text(_report_html(), encoding="utf-8")
+    page, errors = _page(browser, size)
+    page.goto(path.as_uri())
+    _no_horizontal_overflow(page)
+    assert page.locator("main").count() == 1
+    assert page.eval_on_selector_all("th", "ths => ths.filter(t => !t.textContent.trim()).length") == 0
+    assert page.eval_on_selector_all("img", "imgs => imgs.filter(i => !i.complete || !i.naturalWidth).length") == 0
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"report-{size[0]}.png"), full_page=True)
+    assert errors == []
+
+
+def _axe_violations(page, source):
+    page.add_script_tag(content=source)
+    result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
+    return [
+        f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:3]}"
+        for v in result["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_axe_finds_no_serious_violations(browser, address, size, tmp_path):
+    source = _axe_source()
+    if source is None:
+        pytest.skip("axe-core not found (set AXE_CORE_JS to axe.min.js; .ci/run installs it)")
+    page, _ = _open(browser, address, size)
+    assert _axe_violations(page, source) == []
+    page.click("#mode-binary")
+    page.click("#show-ten")
+    page.wait_for_function("document.getElementById('ten-mean').textContent.endsWith('bits')")
+    assert _axe_violations(page, source) == []
+    report = tmp_path / "report.html"
+    report.write_text(_report_html(), encoding="utf-8")
+    page.goto(report.as_uri())
+    assert _axe_violations(page, source) == []
