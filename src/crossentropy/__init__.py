@@ -19,7 +19,8 @@ from ._joint import (
     mutual_information,
     mutual_information_from_samples,
 )
-from ._losses import (
+from ._validation import InputError
+from .losses import (
     binary_cross_entropy,
     binary_focal_loss,
     categorical_cross_entropy,
@@ -27,11 +28,10 @@ from ._losses import (
     log_loss,
     sparse_categorical_cross_entropy,
 )
-from ._validation import InputError
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("continuous", "dask", "distributed", "io", "learn", "plot", "torch")
+_SUBMODULES = ("continuous", "dask", "distributed", "io", "learn", "plot", "torch", "transformers")
 
 
 def __getattr__(name: str) -> object:

@@ -15,6 +15,7 @@ import io
 import json
 import math
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,7 +23,6 @@ from typing import Any, NoReturn
 
 import numpy as np
 
-from . import __version__
 from ._validation import InputError
 
 EXAMPLES = """\
@@ -32,6 +32,7 @@ examples:
   crossentropy score preds.csv --logits logit --convention torch --format json
   crossentropy tutorial --plots figures/ --lang ko
   crossentropy train --dataset digits --plot curves.png
+  crossentropy perplexity ./my-model corpus.txt --context 1024 --format json
   crossentropy explore
 """
 
@@ -58,19 +59,33 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def _number(value: Any) -> str:
+DEFAULT_PRECISION = 6
+
+
+def _number(value: Any, precision: int = DEFAULT_PRECISION) -> str:
+    """A table cell: floats to ``precision`` significant digits, ``—`` for a missing value."""
     if value is None:
         return "—"
     if isinstance(value, bool):
         return "yes" if value else "NO"
     if isinstance(value, (float, np.floating)):
         v = float(value)
-        return "nan" if math.isnan(v) else f"{v:.12g}"
+        return "nan" if math.isnan(v) else f"{v:.{precision}g}"
     return str(value)
 
 
-def _print_tables(tables: list[tuple[str, list[str], list[list[Any]]]], fmt: str, payload: Any) -> None:
-    """Print titled tables as rich tables, CSV sections, or ``payload`` as JSON."""
+def _print_tables(
+    tables: list[tuple[str, list[str], list[list[Any]]]],
+    fmt: str,
+    payload: Any,
+    precision: int = DEFAULT_PRECISION,
+) -> None:
+    """Print titled tables as rich tables, CSV sections, or ``payload`` as JSON.
+
+    Tables take the terminal's width (80 columns when stdout is not a
+    terminal and ``COLUMNS`` is unset); floats show ``precision``
+    significant digits, while JSON keeps every digit.
+    """
     if fmt == "json":
         json.dump(_jsonable(payload), sys.stdout, indent=2, ensure_ascii=False)
         sys.stdout.write("\n")
@@ -80,33 +95,38 @@ def _print_tables(tables: list[tuple[str, list[str], list[list[Any]]]], fmt: str
         for title, headers, rows in tables:
             writer.writerow(["section", *headers])
             for row in rows:
-                writer.writerow([title, *(_number(v) for v in row)])
+                writer.writerow([title, *(_number(v, precision) for v in row)])
         return
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(file=sys.stdout, soft_wrap=False, width=max(100, Console().width))
+    console = Console(file=sys.stdout, soft_wrap=False)
     for title, headers, rows in tables:
-        table = Table(title=title, title_justify="left")
+        table = Table(title=title or None, title_justify="left")
         for i, h in enumerate(headers):
-            table.add_column(h, justify="left" if i == 0 else "right")
+            table.add_column(h, justify="left" if i == 0 else "right", overflow="fold")
         for row in rows:
-            table.add_row(*(_number(v) for v in row))
+            table.add_row(*(_number(v, precision) for v in row))
         console.print(table)
 
 
 # --- compare ----------------------------------------------------------------------------------------
 
 
+MAX_DISTRIBUTION_EVENTS = 1 << 24
+"""The most events ``compare`` reads from a file (a larger array is refused, not allocated)."""
+
+
 def _read_distribution(text: str, name: str) -> np.ndarray[Any, Any]:
-    """A distribution from a comma list, or from a .npy or text file of numbers."""
+    """A distribution from a comma list, or from a .npy or text file of numbers (at most 2**24 events)."""
     if os.path.exists(text):
         if text.endswith(".npy"):
-            try:
-                return np.asarray(np.load(text, allow_pickle=False), dtype=float).reshape(-1)
-            except (ValueError, OSError) as exc:
-                raise InputError(f"{name}: cannot read {text}: {exc}") from None
+            return _read_npy_distribution(text, name)
         try:
+            size = os.path.getsize(text)
+            if size > 32 * MAX_DISTRIBUTION_EVENTS:
+                raise InputError(f"{name}: {text} has {size:,} bytes; a distribution file may have at most "
+                                 f"{32 * MAX_DISTRIBUTION_EVENTS:,}")  # fmt: skip
             text = Path(text).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise InputError(f"{name}: cannot read {text}: {exc}") from None
@@ -120,6 +140,28 @@ def _read_distribution(text: str, name: str) -> np.ndarray[Any, Any]:
         except ValueError:
             raise InputError(f"{name}[{i}] = {item!r} is not a number") from None
     return np.asarray(values)
+
+
+def _read_npy_distribution(path: str, name: str) -> np.ndarray[Any, Any]:
+    """The numbers of a .npy file, checking its declared shape before reading any data."""
+    from .io import read_npy_header
+
+    try:
+        with open(path, "rb") as handle:
+            header = read_npy_header(handle, f"{name}: {path}")
+            count = header.nbytes // max(header.dtype.itemsize, 1)
+            if count > MAX_DISTRIBUTION_EVENTS:
+                raise InputError(
+                    f"{name}: {path} declares shape {header.shape} ({count:,} events); "
+                    f"a distribution may have at most {MAX_DISTRIBUTION_EVENTS:,}"
+                )
+            data = handle.read(header.nbytes)
+        if len(data) < header.nbytes:
+            raise InputError(f"{name}: {path} is truncated: shape {header.shape} needs {header.nbytes:,} bytes of data")
+        array = np.frombuffer(data, dtype=header.dtype).reshape(header.shape, order="F" if header.fortran else "C")
+        return np.asarray(array, dtype=float).reshape(-1)
+    except (ValueError, TypeError, OSError) as exc:
+        raise InputError(f"{name}: cannot read {path}: {exc}") from None
 
 
 def _compare_continuous(args: argparse.Namespace) -> int:
@@ -138,7 +180,10 @@ def _compare_continuous(args: argparse.Namespace) -> int:
         "KL(Q||P)": cc.kl_divergence(q, p, base=b),
     }
     if args.plot:
-        _save_figure(args.plot, lambda ax: _plot().densities(p, q, labels=(args.p, args.q), ax=ax))
+        _save_figure(
+            args.plot,
+            lambda ax: _plot().densities(p, q, labels=(f"P = {args.p}", f"Q = {args.q}"), ax=ax),
+        )
     payload = {
         "unit": unit,
         "P": args.p,
@@ -146,7 +191,12 @@ def _compare_continuous(args: argparse.Namespace) -> int:
         **{k: {"value": e.value, "error": e.error, "method": e.method} for k, e in estimates.items()},
     }
     rows = [[k, e.value, e.error, e.method] for k, e in estimates.items()]
-    _print_tables([(f"P = {args.p}, Q = {args.q}", ["quantity", unit, "error", "method"], rows)], args.format, payload)
+    _print_tables(
+        [(f"P = {args.p}, Q = {args.q}", ["quantity", unit, "error", "method"], rows)],
+        args.format,
+        payload,
+        args.precision,
+    )
     return 0
 
 
@@ -177,7 +227,12 @@ def _compare(args: argparse.Namespace) -> int:
     if args.plot:
         _save_figure(args.plot, lambda ax: _plot().distributions(p, q, names=names, ax=ax))
     payload = {"unit": unit, "P": p.tolist(), "Q": q.tolist(), "names": names, **values}
-    _print_tables([("P versus Q", ["quantity", unit], [[k, v] for k, v in values.items()])], args.format, payload)
+    _print_tables(
+        [("P versus Q", ["quantity", unit], [[k, v] for k, v in values.items()])],
+        args.format,
+        payload,
+        args.precision,
+    )
     return 0
 
 
@@ -212,6 +267,9 @@ def _patterns(text: str | None) -> list[str] | None:
 
 def _score_options(args: argparse.Namespace) -> dict[str, Any]:
     """The options both scoring engines take, from the command line."""
+    delimiter = args.delimiter
+    if delimiter in ("\\t", "tab"):
+        delimiter = "\t"
     return {
         "labels": args.labels,
         "probs": _patterns(args.probs),
@@ -220,56 +278,80 @@ def _score_options(args: argparse.Namespace) -> dict[str, Any]:
         "convention": args.convention,
         "base": args.base,
         "bins": args.bins,
+        "bootstrap": args.bootstrap,
+        "seed": args.seed,
+        "atol": args.atol,
+        "renormalize": args.renormalize,
         "on_bad_row": args.on_bad_row,
+        "delimiter": delimiter,
     }
 
 
 def _score(args: argparse.Namespace) -> int:
-    from ._scoring import score_file
+    from ._scoring import describe_rejection, score_file
 
     show = args.progress if args.progress is not None else sys.stderr.isatty()
     progress = None
     bar = None
     if show:
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.progress import (
+            BarColumn,
+            Progress,
+            TaskProgressColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
         bar = Progress(
             TextColumn("scoring {task.fields[file]}"),
             BarColumn(),
-            TextColumn("{task.completed:,} rows"),
+            TaskProgressColumn(),
+            TextColumn("{task.fields[rows]:,} rows"),
             TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
             transient=True,
             console=_stderr_console(),
         )
-        task = bar.add_task("score", total=None, file=args.file)
+        task = bar.add_task("score", total=None, file=args.file, rows=0)
         bar.start()
 
-        def progress(rows: int) -> None:
-            bar.update(task, completed=rows)
+        def progress(rows: int, fraction: float | None) -> None:
+            if fraction is None:
+                bar.update(task, rows=rows)
+            else:
+                bar.update(task, total=1.0, completed=fraction, rows=rows)
 
     try:
         if args.engine == "dask":
-            result = _score_with_dask(args)
+            result = _score_with_dask(args, progress)
         else:
-            result = score_file(
-                args.file,
-                **_score_options(args),
-                bootstrap=args.bootstrap,
-                seed=args.seed,
-                delimiter=args.delimiter,
-                progress=progress,
-            )
+            result = score_file(args.file, **_score_options(args), progress=progress)
     finally:
         if bar is not None:
             bar.stop()
+    rejected, read = result["rows_rejected"], result["rows_read"]
+    if rejected > 0.01 * read:
+        reasons = ", ".join(f"{n:,} {why}" for why, n in list(result["rejected_reasons"].items())[:3])
+        first = "; ".join(describe_rejection(e, hint=False) for e in result["rejected"][:2])
+        hint = "; see --atol or --renormalize" if "probabilities do not sum to 1" in result["rejected_reasons"] else ""
+        print(
+            f"crossentropy: warning: skipped {rejected:,} of {read:,} rows ({rejected / read:.1%}): {reasons}; "
+            f"first: {first}{hint}",
+            file=sys.stderr,
+        )
     if args.report:
         from ._report import render
+        from .io import atomic_write
 
         summary = {k: result[k] for k in ("file", "rows_read", "rows_scored", "rows_rejected")}
+        page = render(summary, result)
         try:
-            Path(args.report).write_text(render(summary, result), encoding="utf-8")
+            with atomic_write(args.report, "w") as handle:
+                handle.write(page)
         except OSError as exc:
-            raise InputError(f"cannot write the report {args.report}: {exc}") from None
+            raise InputError(f"cannot write the report {args.report}: {exc.strerror or exc}") from None
         print(f"wrote {args.report}", file=sys.stderr)
     _print_score(result, args)
     if args.fail_above is not None and not result["mean_loss"] <= args.fail_above:
@@ -281,33 +363,36 @@ def _score(args: argparse.Namespace) -> int:
     return 0
 
 
-def _score_with_dask(args: argparse.Namespace) -> dict[str, Any]:
-    """``score --engine dask``: a LocalCluster of two workers, or the cluster at ``--scheduler``."""
+def _score_with_dask(args: argparse.Namespace, progress: Any) -> dict[str, Any]:
+    """``score --engine dask``: the cluster at ``--scheduler``, or a LocalCluster of ``--workers`` processes."""
     try:
         from distributed import Client, LocalCluster
 
         from . import dask as ce_dask
     except ImportError:
         raise InputError("--engine dask needs dask and distributed: pip install 'crossentropy[dask]'") from None
-    if args.bootstrap:
-        raise InputError("--bootstrap is not available with --engine dask")
     cluster = None
     try:
         if args.scheduler:
             client = Client(args.scheduler, timeout="20s")
         else:
-            cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+            cluster = LocalCluster(
+                n_workers=args.workers or os.cpu_count() or 1,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=":0" if progress is not None else None,
+            )
             client = Client(cluster)
     except (OSError, TimeoutError, ValueError) as exc:
         raise InputError(f"cannot reach the Dask scheduler {args.scheduler}: {exc}") from None
     try:
         with client:
-            result = ce_dask.score(ce_dask.read(args.file, delimiter=args.delimiter), **_score_options(args))
+            if progress is not None:
+                print(f"crossentropy: Dask dashboard at {client.dashboard_link}", file=sys.stderr)
+            return ce_dask.score(args.file, **_score_options(args), scheduler=client, progress=progress)
     finally:
         if cluster is not None:
             cluster.close()
-    result["file"] = args.file
-    return result
 
 
 def _stderr_console() -> Any:
@@ -325,6 +410,7 @@ def _print_score(result: dict[str, Any], args: argparse.Namespace) -> None:
         ["classes", result["classes"]],
         ["convention", result["convention"]],
         [f"mean loss ({result['unit']})", result["mean_loss"]],
+        [f"baseline: class frequencies ({result['unit']})", result["baseline_loss"]],
         ["accuracy", result["accuracy"]],
     ]
     if "bootstrap" in result:
@@ -338,16 +424,22 @@ def _print_score(result: dict[str, Any], args: argparse.Namespace) -> None:
         tables.append(
             (
                 f"rejected rows (first {len(result['rejected'])} of {result['rows_rejected']})",
-                ["row", "reason"],
-                [[r["row"], r["reason"]] for r in result["rejected"]],
+                ["row", "line", "column", "reason"],
+                [
+                    [r["row"], r["line"], r["column"], f"{r['reason']} ({r['detail']})" if r["detail"] else r["reason"]]
+                    for r in result["rejected"]
+                ],
             )
         )
     if args.per_class:
         tables.append(
             (
                 "per class",
-                ["class", "rows", "mean loss", "accuracy"],
-                [[c["class"], c["count"], c["mean_loss"], c["accuracy"]] for c in result["per_class"]],
+                ["class", "rows", "mean loss", "precision", "recall", "predicted"],
+                [
+                    [c["class"], c["count"], c["mean_loss"], c["precision"], c["recall"], c["predicted"]]
+                    for c in result["per_class"]
+                ],
             )
         )
     if args.calibration:
@@ -417,12 +509,12 @@ def _tutorial(args: argparse.Namespace) -> int:
             from rich.console import Console
             from rich.markup import escape
 
-            console = Console(file=sys.stdout, width=max(100, Console().width))
+            console = Console(file=sys.stdout)
             for s, table in zip(all_sections, tables, strict=True):
                 console.print(f"\n[bold]{escape(table[0])}[/bold]\n{escape(s.text[lang])}", highlight=False)
-                _print_tables([("", table[1], table[2])], "table", None)
+                _print_tables([("", table[1], table[2])], "table", None, args.precision)
         else:
-            _print_tables(tables, "csv", None)
+            _print_tables(tables, "csv", None, args.precision)
         total = sum(1 for s in all_sections for c in s.checks if c.ok is not None)
         message = (
             f"{total - len(failed)} of {total} reported numbers reproduced"
@@ -463,30 +555,30 @@ def _train(args: argparse.Namespace) -> int:
     rows = [
         [
             e,
-            *(
-                float(f"{v:.6g}")
-                for v in (
-                    ce_h.train_loss[e],
-                    ce_h.test_cross_entropy[e],
-                    ce_h.test_accuracy[e],
-                    mse_h.train_loss[e],
-                    mse_h.test_cross_entropy[e],
-                    mse_h.test_accuracy[e],
-                )
-            ),
+            ce_h.train_loss[e],
+            ce_h.test_cross_entropy[e],
+            ce_h.test_accuracy[e],
+            mse_h.train_loss[e],
+            mse_h.test_cross_entropy[e],
+            mse_h.test_accuracy[e],
         ]
         for e in epochs
     ]
     ratio = ce_h.gradient_norm[0] / mse_h.gradient_norm[0] if mse_h.gradient_norm[0] else math.inf
+
+    def reached(h: Any) -> Any:
+        epoch = h.epochs_to(args.target)
+        return f"not in {args.epochs}" if epoch is None else epoch
+
     summary: list[list[Any]] = [
-        [f"epochs to {args.target:.0%} test accuracy", ce_h.epochs_to(args.target), mse_h.epochs_to(args.target)],
+        [f"epochs to {args.target:.0%} test accuracy", reached(ce_h), reached(mse_h)],
         ["final test accuracy", ce_h.test_accuracy[-1], mse_h.test_accuracy[-1]],
         ["final test cross-entropy", ce_h.test_cross_entropy[-1], mse_h.test_cross_entropy[-1]],
         ["gradient norm at the start", ce_h.gradient_norm[0], mse_h.gradient_norm[0]],
     ]
-    if args.plot:
-        _save_training_plot(args.plot, histories)
     title = f"{args.model} on {args.dataset} ({args.init} start, lr {args.lr:g})"
+    if args.plot:
+        _save_training_plot(args.plot, histories, title)
     payload = {
         "dataset": args.dataset,
         "model": args.model,
@@ -504,19 +596,20 @@ def _train(args: argparse.Namespace) -> int:
                 title,
                 [
                     "epoch",
-                    "CE: train loss",
-                    "CE: test CE",
-                    "CE: test acc",
-                    "MSE: train loss",
-                    "MSE: test CE",
-                    "MSE: test acc",
+                    "CE\ntrain\nloss",
+                    "CE\ntest CE\n(nats)",
+                    "CE\ntest\naccuracy",
+                    "MSE\ntrain\nloss",
+                    "MSE\ntest CE\n(nats)",
+                    "MSE\ntest\naccuracy",
                 ],
                 rows,
             ),
-            ("summary", ["", "cross-entropy", "squared error"], summary),
+            ("summary (CE: trained with cross-entropy; MSE: with squared error)", ["", "CE", "MSE"], summary),
         ],
         args.format,
         payload,
+        args.precision,
     )
     if args.format == "table":
         print(
@@ -526,16 +619,21 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _save_training_plot(path: str, histories: dict[str, Any]) -> None:
+def _save_training_plot(path: str, histories: dict[str, Any], title: str) -> None:
+    """The two runs side by side: test accuracy, test cross-entropy and the gradient norm, per epoch."""
     plot = _plot()
     from matplotlib.figure import Figure
 
-    named = {"cross-entropy": histories["ce"].as_dict(), "squared error": histories["mse"].as_dict()}
-    fig = Figure(figsize=(15, 4.2), layout="constrained")
+    named = {
+        "trained with cross-entropy": histories["ce"].as_dict(),
+        "trained with squared error": histories["mse"].as_dict(),
+    }
+    fig = Figure(figsize=(15, 4.4), layout="constrained")
     a, b, c = fig.subplots(1, 3)
-    plot.learning_curves(named, metric="test_accuracy", ax=a)
-    plot.learning_curves(named, metric="test_cross_entropy", ax=b)
-    plot.gradient_magnitude(ax=c)
+    plot.learning_curves(named, metric="test_accuracy", title="Test accuracy", ax=a)
+    plot.learning_curves(named, metric="test_cross_entropy", title="Test cross-entropy", ax=b)
+    plot.learning_curves(named, metric="gradient_norm", title="Size of the gradient (log scale)", log=True, ax=c)
+    fig.suptitle(f"Cross-entropy versus squared error: {title}")
     try:
         fig.savefig(path, dpi=100)
     except (OSError, ValueError) as exc:
@@ -556,16 +654,115 @@ def _explore(args: argparse.Namespace) -> int:
     host, port = server.server_address[:2]
     address = f"http://{host!s}:{port}/"
     print(f"crossentropy explore: serving {address} (Ctrl-C stops)", flush=True)
-    if not args.no_browser:
-        import webbrowser
 
-        webbrowser.open(address)
+    def stop(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)
     try:
+        if not args.no_browser:
+            import webbrowser
+
+            webbrowser.open(address)
         server.serve_forever()
     except KeyboardInterrupt:
         print("crossentropy explore: stopped", file=sys.stderr)
     finally:
+        signal.signal(signal.SIGTERM, previous)
         server.server_close()
+    return 0
+
+
+# --- perplexity ---------------------------------------------------------------------------------------
+
+
+def _run_perplexity(args: argparse.Namespace) -> int:
+    try:
+        from .transformers import perplexity
+    except ImportError:
+        raise InputError("perplexity needs torch and transformers: pip install 'crossentropy[transformers]'") from None
+    show = args.progress if args.progress is not None else sys.stderr.isatty()
+    progress = None
+    bar = None
+    if show:
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        bar = Progress(
+            TextColumn("perplexity {task.fields[file]}"),
+            BarColumn(),
+            DownloadColumn(),
+            TextColumn("{task.fields[tokens]:,} tokens"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            transient=True,
+            console=_stderr_console(),
+        )
+        task = bar.add_task("perplexity", total=None, file=args.text_file, tokens=0)
+        bar.start()
+
+        def progress(done: int, total: int, tokens: int) -> None:
+            bar.update(task, total=total, completed=done, tokens=tokens)
+
+    try:
+        report = perplexity(
+            args.model_dir,
+            args.text_file,
+            context=args.context,
+            stride=args.stride,
+            batch_size=args.batch_size,
+            jsonl=args.jsonl,
+            field=args.field,
+            prefix_token=args.prefix_token,
+            dtype=args.dtype,
+            device=args.device,
+            progress=progress,
+        )
+    finally:
+        if bar is not None:
+            bar.stop()
+    result = report.as_dict()
+    rows = [
+        ["model", result["model"]],
+        ["file", result["file"]],
+        ["context / stride (tokens)", f"{result['context']} / {result['stride']}"],
+        ["tokens", result["tokens"]],
+        ["bytes", result["bytes"]],
+        ["words", result["words"]],
+        ["cross-entropy (nats/token)", result["cross_entropy_nats"]],
+        ["cross-entropy (bits/token)", result["cross_entropy_bits"]],
+        ["token perplexity", result["token_perplexity"]],
+        ["bits per byte", result["bits_per_byte"]],
+        ["byte perplexity", result["byte_perplexity"]],
+        ["word perplexity", result["word_perplexity"]],
+    ]
+    tables: list[tuple[str, list[str], list[list[Any]]]] = [("perplexity", ["quantity", "value"], rows)]
+    if "documents" in result:
+        tables.append(
+            (
+                "per document",
+                ["document", "tokens", "nats/token", "token perplexity", "bits per byte", "word perplexity"],
+                [
+                    [
+                        d["name"],
+                        d["tokens"],
+                        d["cross_entropy_nats"],
+                        d["token_perplexity"],
+                        d["bits_per_byte"],
+                        d["word_perplexity"],
+                    ]
+                    for d in result["documents"]
+                ],
+            )
+        )
+    _print_tables(tables, args.format, result, args.precision)
     return 0
 
 
@@ -592,6 +789,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _precision(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of digits") from None
+    if not 1 <= value <= 17:
+        raise argparse.ArgumentTypeError(f"{text!r}: give 1 to 17 significant digits")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``crossentropy`` command."""
     from .conventions import NAMES
@@ -602,12 +809,21 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"crossentropy {__version__}")
+    parser.add_argument("--version", action=_VersionAction, help="print the version, kernels, threads and backends")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
     def add_format(p: argparse.ArgumentParser) -> None:
         p.add_argument(
             "--format", choices=["table", "json", "csv"], default="table", help="output format (default: table)"
+        )
+
+    def add_precision(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--precision",
+            type=_precision,
+            default=DEFAULT_PRECISION,
+            metavar="DIGITS",
+            help=f"significant digits in tables (default {DEFAULT_PRECISION}; JSON keeps every digit)",
         )
 
     compare = commands.add_parser(
@@ -632,6 +848,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--names", help="comma-separated event names, e.g. red,green,blue")
     compare.add_argument("--plot", metavar="FILE", help="draw both distributions side by side into FILE")
     add_format(compare)
+    add_precision(compare)
     compare.set_defaults(run=_compare)
 
     score = commands.add_parser(
@@ -641,7 +858,12 @@ def build_parser() -> argparse.ArgumentParser:
         "  cat preds.csv | crossentropy score - --logits logit --format json",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    score.add_argument("file", metavar="FILE", help="a .csv/.tsv, .parquet, .npy or .npz file; - reads CSV from stdin")
+    score.add_argument(
+        "file",
+        metavar="FILE",
+        help="a .csv/.tsv, .parquet, .npy or .npz file, a directory or glob of Parquet/CSV files, an fsspec URL "
+        "(file://, memory://, s3://...); -, /dev/stdin or a FIFO read CSV as a stream",
+    )
     score.add_argument("--labels", metavar="COL", help="label column (default: label, labels, y, y_true or target)")
     group = score.add_mutually_exclusive_group()
     group.add_argument("--probs", metavar="COLS", help="probability columns, comma-separated glob patterns")
@@ -649,7 +871,9 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--sample-weight", metavar="COL", help="per-row weight column")
     score.add_argument("--convention", choices=list(NAMES), default="exact", help="named convention (default exact)")
     score.add_argument("--base", type=_base, default=None, help="logarithm base (2 for bits; default nats)")
-    score.add_argument("--per-class", action="store_true", help="print the loss and accuracy of each class")
+    score.add_argument(
+        "--per-class", action="store_true", help="print each class's loss, precision, recall and predicted rows"
+    )
     score.add_argument("--calibration", action="store_true", help="print the reliability bins")
     score.add_argument("--bins", type=_positive_int, default=10, help="calibration bins (default 10)")
     score.add_argument(
@@ -666,7 +890,19 @@ def build_parser() -> argparse.ArgumentParser:
         default="error",
         help="stop at the first row that cannot be scored (default), or skip and count it",
     )
-    score.add_argument("--delimiter", help="CSV delimiter (default , or tab for .tsv)")
+    score.add_argument("--delimiter", help="CSV delimiter, one character or \\t (default , or tab for .tsv)")
+    score.add_argument(
+        "--atol",
+        type=float,
+        metavar="X",
+        help="allowed deviation of a probability row's sum from 1 (default: from the stored precision: "
+        "sqrt(eps) of the dtype, or C/2 * 10^-k for values written with k decimals)",
+    )
+    score.add_argument(
+        "--renormalize",
+        action="store_true",
+        help="divide each probability row by its sum instead of checking that it sums to 1",
+    )
     score.add_argument("--report", metavar="FILE", help="write a self-contained HTML report")
     score.add_argument(
         "--engine",
@@ -677,7 +913,14 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument(
         "--scheduler",
         metavar="ADDRESS",
-        help="with --engine dask: an existing scheduler (default: a LocalCluster of 2 workers)",
+        help="with --engine dask: an existing scheduler, e.g. tcp://host:8786 (default: a LocalCluster)",
+    )
+    score.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=0,
+        metavar="N",
+        help="with --engine dask and no --scheduler: worker processes of the LocalCluster (default: one per core)",
     )
     score.add_argument("--fail-above", type=float, metavar="X", help="exit 1 when the mean loss is above X")
     score.add_argument(
@@ -695,9 +938,10 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="example:\n  crossentropy tutorial --plots figures/ --lang ko",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    tutorial.add_argument("--plots", metavar="DIR", help="write the texts' figures as PNG files into DIR")
+    tutorial.add_argument("--plots", metavar="DIR", help="write the seed texts' figures as PNG files into DIR")
     tutorial.add_argument("--lang", choices=["en", "ko"], default="en", help="language of the text (default en)")
     add_format(tutorial)
+    add_precision(tutorial)
     tutorial.set_defaults(run=_tutorial)
 
     trainer = commands.add_parser(
@@ -732,8 +976,11 @@ def build_parser() -> argparse.ArgumentParser:
     trainer.add_argument("--target", type=float, default=0.9, help="test accuracy to reach (default 0.9)")
     trainer.add_argument("--seed", type=int, default=0, help="seed of the split and the weights (default 0)")
     trainer.add_argument("--every", type=int, default=None, help="print every N-th epoch (default: about 20 rows)")
-    trainer.add_argument("--plot", metavar="FILE", help="learning curves and gradient magnitudes into FILE")
+    trainer.add_argument(
+        "--plot", metavar="FILE", help="test accuracy, test cross-entropy and gradient size per epoch into FILE"
+    )
     add_format(trainer)
+    add_precision(trainer)
     trainer.set_defaults(run=_train)
 
     explore = commands.add_parser(
@@ -745,18 +992,121 @@ def build_parser() -> argparse.ArgumentParser:
     explore.add_argument("--port", type=_positive_int, default=0, help="port on 127.0.0.1 (default: a free one)")
     explore.add_argument("--no-browser", action="store_true", help="print the address without opening a browser")
     explore.set_defaults(run=_explore)
+
+    ppl = commands.add_parser(
+        "perplexity",
+        help="perplexity, cross-entropy and bits per byte of a local language model on a text or JSONL file",
+        description="Stream a text file of any size (or a JSONL file of documents) through a local Hugging Face\n"
+        "causal LM with rolling windows, fused linear + cross-entropy per window. The metrics are those of\n"
+        "EleutherAI's lm-evaluation-harness: token perplexity exp(L/T), bits per byte L/(B ln 2), word\n"
+        "perplexity exp(L/W), for L nats over T tokens, B bytes and W words.",
+        epilog="examples:\n  crossentropy perplexity ./my-model corpus.txt --context 1024 --stride 512\n"
+        "  crossentropy perplexity ./my-model docs.jsonl --field text --format json",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ppl.add_argument("model_dir", metavar="MODEL_DIR", help="a local directory with the model and its tokenizer")
+    ppl.add_argument("text_file", metavar="TEXT_FILE", help="a UTF-8 text file, or a .jsonl/.ndjson file of documents")
+    ppl.add_argument(
+        "--context",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="tokens per window (default: the model's maximum positions, else 2048)",
+    )
+    ppl.add_argument(
+        "--stride",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="new tokens scored per window, at most --context (default: --context, disjoint windows)",
+    )
+    ppl.add_argument("--batch-size", type=_positive_int, default=1, metavar="N", help="windows per forward pass")
+    ppl.add_argument(
+        "--jsonl",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="read TEXT_FILE as JSONL, one document per line (default: by its .jsonl/.ndjson suffix)",
+    )
+    ppl.add_argument("--field", default="text", help="the JSONL field holding a document's text (default text)")
+    ppl.add_argument(
+        "--prefix-token",
+        type=_positive_int,
+        default=None,
+        metavar="ID",
+        help="token id preceding each document (default: the tokenizer's BOS, else EOS)",
+    )
+    ppl.add_argument(
+        "--dtype",
+        choices=["auto", "float32", "bfloat16", "float16"],
+        default="auto",
+        help="weights' dtype (default: as saved)",
+    )
+    ppl.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda (default cpu)")
+    ppl.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bar on stderr (default: when stderr is a terminal)",
+    )
+    add_format(ppl)
+    add_precision(ppl)
+    ppl.set_defaults(run=_run_perplexity)
+
+    info = commands.add_parser(
+        "info",
+        help="the version, whether the fast CPU kernels are built, their instruction set, threads and backends",
+        epilog="examples:\n  crossentropy info\n  CROSSENTROPY_NUM_THREADS=1 crossentropy info --format json",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    info.add_argument("--format", choices=["table", "json"], default="table", help="output format (default: table)")
+    info.set_defaults(run=_info)
     return parser
 
 
+class _VersionAction(argparse.Action):
+    """``--version``: the same facts as ``crossentropy info``."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any) -> NoReturn:
+        from . import _about
+
+        try:
+            print(_about.render(_about.facts()), flush=True)
+        except BrokenPipeError:
+            _discard_stdout()
+        parser.exit()
+
+
+def _info(args: argparse.Namespace) -> int:
+    from . import _about
+
+    found = _about.facts()
+    print(json.dumps(found, indent=2) if args.format == "json" else _about.render(found))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; return the exit status."""
+    """Run the command line; return the exit status.
+
+    A closed pipe on standard output (``crossentropy ... | head -1``) ends
+    the command quietly with status 0, as ``cat`` does; a closed or full
+    standard output is one line on stderr and status 2.
+    """
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:
         return int(exc.code or 0)
+    if sys.stdout is None:
+        if sys.stderr is not None:
+            print("crossentropy: error: standard output is closed", file=sys.stderr)
+        return 2
     try:
-        return int(args.run(args))
+        code = int(args.run(args))
+        sys.stdout.flush()
+        return code
     except InputError as exc:
         print(f"crossentropy: error: {exc}", file=sys.stderr)
         return 2
@@ -764,9 +1114,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("crossentropy: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
-        sys.stderr.close()
+        _discard_stdout()
         return 0
-    finally:
-        if isinstance(sys.stdout, io.TextIOWrapper):
-            with contextlib.suppress(BrokenPipeError):
-                sys.stdout.flush()
+    except SystemExit as exc:
+        if exc.code == 1 and _stdout_is_devnull():
+            return 0  # rich met a closed pipe, pointed stdout at /dev/null and exited 1
+        raise
+    except MemoryError:
+        print("crossentropy: error: out of memory", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        if exc.filename is None:  # writing standard output failed (a full disk, /dev/full)
+            _discard_stdout()
+        what = "cannot write the output" if exc.filename is None else f"{exc.filename}"
+        print(f"crossentropy: error: {what}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+
+
+def _stdout_is_devnull() -> bool:
+    try:
+        out, null = os.fstat(sys.stdout.fileno()), os.stat(os.devnull)
+    except (OSError, ValueError, io.UnsupportedOperation, AttributeError):
+        return False
+    return (out.st_dev, out.st_ino) == (null.st_dev, null.st_ino)
+
+
+def _discard_stdout() -> None:
+    """Point standard output at /dev/null so that the interpreter's final flush cannot fail again."""
+    with contextlib.suppress(OSError, ValueError, io.UnsupportedOperation, AttributeError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
