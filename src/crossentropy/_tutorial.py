@@ -570,6 +570,7 @@ def write_plots(directory: str | Path) -> list[Path]:
     from matplotlib.figure import Figure
 
     from . import plot
+    from .io import save_figure
 
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
@@ -600,6 +601,6 @@ def write_plots(directory: str | Path) -> list[Path]:
         fig = Figure(figsize=(6.4, 4.0), layout="constrained")
         draw(fig.add_subplot())
         path = out / name
-        fig.savefig(path, dpi=100)
+        save_figure(fig, path, dpi=100)
         written.append(path)
     return written

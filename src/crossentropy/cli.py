@@ -251,8 +251,15 @@ def _save_figure(path: str, draw: Any) -> None:
 
     fig = Figure(figsize=(6.4, 4.0), layout="constrained")
     draw(fig.add_subplot())
+    _write_figure(fig, path)
+
+
+def _write_figure(fig: Any, path: str) -> None:
+    """Write ``fig`` atomically (a full disk never leaves a truncated file); one line on stderr."""
+    from .io import save_figure
+
     try:
-        fig.savefig(path, dpi=100)
+        save_figure(fig, path, dpi=100)
     except (OSError, ValueError) as exc:
         raise InputError(f"cannot write the figure {path}: {exc}") from None
     print(f"wrote {path}", file=sys.stderr)
@@ -634,11 +641,7 @@ def _save_training_plot(path: str, histories: dict[str, Any], title: str) -> Non
     plot.learning_curves(named, metric="test_cross_entropy", title="Test cross-entropy", ax=b)
     plot.learning_curves(named, metric="gradient_norm", title="Size of the gradient (log scale)", log=True, ax=c)
     fig.suptitle(f"Cross-entropy versus squared error: {title}")
-    try:
-        fig.savefig(path, dpi=100)
-    except (OSError, ValueError) as exc:
-        raise InputError(f"cannot write the figure {path}: {exc}") from None
-    print(f"wrote {path}", file=sys.stderr)
+    _write_figure(fig, path)
 
 
 # --- explore --------------------------------------------------------------------------------------------
