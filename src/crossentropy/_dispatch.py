@@ -116,7 +116,16 @@ def _torch_device_backend(x: Any) -> str:
     return TRITON if x.device.type == "cuda" else REFERENCE
 
 
-_FLOAT_DTYPES = {"numpy": ("float32", "float64"), "torch": ("float32", "float64", "bfloat16", "float16")}
+_NUMPY_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_TORCH_DTYPES = ("float32", "float64", "bfloat16", "float16")
+
+
+def _float_dtype(x: Any, kind: str) -> bool:
+    """Whether the fused kernels take ``x``'s dtype (float32/float64; for torch also bfloat16, float16)."""
+    if kind == "numpy":
+        return x.dtype in _NUMPY_DTYPES
+    torch = sys.modules["torch"]
+    return any(x.dtype is getattr(torch, name) for name in _TORCH_DTYPES)
 
 
 def choose(op: str, x: object, convention: FusedConvention | None = None, *, last_axis: bool = True) -> str:
@@ -131,7 +140,7 @@ def choose(op: str, x: object, convention: FusedConvention | None = None, *, las
         return REFERENCE
     kind = _kind(x)
     support = _SUPPORT[op]
-    if not kind or getattr(x, "ndim", 0) < 1 or str(x.dtype).rsplit(".", 1)[-1] not in _FLOAT_DTYPES[kind]:  # type: ignore[attr-defined]
+    if not kind or getattr(x, "ndim", 0) < 1 or not _float_dtype(x, kind):
         return REFERENCE
     if kind == "numpy":
         backend = CPU
