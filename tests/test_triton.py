@@ -184,7 +184,7 @@ def test_custom_ops_have_fake_implementations():
         assert m.shape == log_s.shape == (4,)
         h, w = torch.empty(4, 3), torch.empty(10, 3)
         out, gh, gw, gb = torch.ops.crossentropy.linear_cross_entropy(
-            h, w, None, t, None, None, "triton_ce", -100, 0.0, 0.0, "none", 2, True, True, False
+            h, w, None, t, None, None, "triton_ce", -100, 0.0, 0.0, "none", 2, True, True, False, False
         )
         assert out.shape == (4,)
         assert gh.shape == (4, 3)

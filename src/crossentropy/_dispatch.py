@@ -489,8 +489,12 @@ def torch_linear_cross_entropy(
     reduction: str,
     chunk: int,
     check_labels: bool,
+    upcast: bool = False,
 ) -> Any:
-    """``cross_entropy(hidden @ weight.T + bias, labels)`` blocked over rows, on the kernel for their device."""
+    """``cross_entropy(hidden @ weight.T + bias, labels)`` blocked over rows, on the kernel for their device.
+
+    ``upcast`` computes the products of bfloat16/float16 inputs in float32.
+    """
     from ._kernels import autograd
 
     return autograd.linear_cross_entropy(
@@ -506,6 +510,7 @@ def torch_linear_cross_entropy(
         reduction=reduction,
         chunk=chunk,
         check_labels=check_labels,
+        upcast=upcast,
     )
 
 

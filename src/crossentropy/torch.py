@@ -201,6 +201,13 @@ def _chunk(n: int, num_classes: int, in_features: int, element_size: int, option
     return max(1, _CHUNK_BYTES // max(1, num_classes * element_size))
 
 
+def _accurate(options: object, device: torch.device) -> bool:
+    """PyTorch's accumulation policy for low-precision inputs: ``options.acc_policy``, else ``"auto"``, which is
+    "accurate" (products in float32) on the CPU and "compact" (in the input dtype) on accelerators."""
+    policy = getattr(options, "acc_policy", "auto")
+    return policy == "accurate" or (policy == "auto" and device.type == "cpu")
+
+
 def linear_cross_entropy(
     input: torch.Tensor,
     linear_weight: torch.Tensor,
@@ -223,9 +230,10 @@ def linear_cross_entropy(
     for class-index targets. ``options`` (a
     :class:`torch.nn.LinearCrossEntropyOptions`) sets the block size as
     PyTorch reads it (``batch_chunk_size``, or ``chunking_method``
-    ``"aspect_ratio[:N]"``); without it a block holds about 256 MiB of
-    logits. Probability targets and K-dimensional ``linear_weight`` run
-    PyTorch's own implementation.
+    ``"aspect_ratio[:N]"``) and how bfloat16/float16 products accumulate
+    (``acc_policy``; by default in float32 on the CPU, as PyTorch's "auto");
+    without it a block holds about 256 MiB of logits. Probability targets and
+    K-dimensional ``linear_weight`` run PyTorch's own implementation.
 
     Examples
     --------
@@ -283,6 +291,7 @@ def linear_cross_entropy(
         reduction=reduction,
         chunk=_chunk(n, v, hidden.shape[1], hidden.element_size(), options),
         check_labels=True,
+        upcast=_accurate(options, hidden.device),
     )
     return out.reshape(target.shape) if reduction == "none" else out
 
@@ -311,7 +320,7 @@ class CrossEntropyLoss(torch.nn.CrossEntropyLoss):
 
 
 class LinearCrossEntropyLoss(torch.nn.LinearCrossEntropyLoss):
-    """:class:`torch.nn.LinearCrossEntropyLoss`, same constructor and state, computed by :func:`linear_cross_entropy`."""
+    """:class:`torch.nn.LinearCrossEntropyLoss` (same constructor and state), computed by the fused path."""
 
     def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         linear_weight = self.linear.weight.reshape((self.num_classes, *self.out_features, self.linear.in_features))

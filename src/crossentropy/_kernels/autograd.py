@@ -306,10 +306,15 @@ def _linear_forward(
     grad_hidden: bool,
     grad_weight: bool,
     check_labels: bool,
+    upcast: bool,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     n, v = hidden.shape[0], weight.shape[0]
     acc = work_dtype(hidden.dtype)
     run = _kernel(kernel).value_and_grad_
+    # upcast: the blocks' products in float32 for bfloat16/float16 inputs (PyTorch's "accurate" policy, its
+    # default on the CPU), at the cost of one float32 copy of the weight
+    w = weight.to(acc) if upcast else weight
+    b = None if bias is None else bias.to(w.dtype)
     if row_scale is not None:
         scale = row_scale.to(acc)
     elif reduction == "mean":
@@ -325,8 +330,8 @@ def _linear_forward(
     losses = torch.empty(n, dtype=acc, device=hidden.device)
     for start in range(0, n, chunk):
         end = min(n, start + chunk)
-        block = hidden[start:end]
-        logits = torch.nn.functional.linear(block, weight, bias)
+        block = hidden[start:end].to(w.dtype)
+        logits = torch.nn.functional.linear(block, w, b)
         losses[start:end] = run(
             logits,
             labels[start:end],
@@ -340,7 +345,10 @@ def _linear_forward(
             check_labels=check_labels,
         )
         if grad_hidden:
-            torch.mm(logits, weight, out=g_hidden[start:end])
+            if g_hidden.dtype == logits.dtype:
+                torch.mm(logits, w, out=g_hidden[start:end])
+            else:
+                g_hidden[start:end] = logits @ w
         if grad_weight:
             if g_weight.dtype == logits.dtype:
                 g_weight.addmm_(logits.t(), block)
@@ -373,6 +381,7 @@ def _(
     grad_hidden: bool,
     grad_weight: bool,
     check_labels: bool,
+    upcast: bool,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     per_row = reduction == "none" or row_scale is not None
     out = hidden.new_empty(labels.shape) if per_row else hidden.new_empty(())
@@ -386,7 +395,7 @@ def _linear_setup(ctx: Any, inputs: tuple[Any, ...], output: tuple[torch.Tensor,
     hidden, weight, bias, labels, class_weight, _, kernel, ignore, smoothing, softcap, reduction, chunk = inputs[:12]
     ctx.per_row = reduction == "none"
     ctx.has_bias = bias is not None
-    ctx.options = (kernel, ignore, smoothing, softcap, chunk)
+    ctx.options = (kernel, ignore, smoothing, softcap, chunk, inputs[15])
     if ctx.per_row:  # the gradients depend on the incoming one per row: recompute them in the backward pass
         ctx.save_for_backward(hidden, weight, bias, labels, class_weight)
     else:
@@ -409,7 +418,7 @@ def _linear_backward(ctx: Any, grad_out: torch.Tensor, recompute: Any) -> tuple[
         g_hidden, g_weight, g_bias = (g * grad_out.to(g.dtype) if g.numel() else None for g in ctx.saved_tensors)
     else:
         hidden, weight, bias, labels, class_weight = ctx.saved_tensors
-        kernel, ignore, smoothing, softcap, chunk = ctx.options
+        kernel, ignore, smoothing, softcap, chunk, upcast = ctx.options
         need_hidden, need_weight = ctx.needs_input_grad[0], ctx.needs_input_grad[1] or ctx.needs_input_grad[2]
         _, g_hidden, g_weight, g_bias = recompute(
             hidden,
@@ -427,9 +436,10 @@ def _linear_backward(ctx: Any, grad_out: torch.Tensor, recompute: Any) -> tuple[
             need_hidden,
             need_weight,
             False,
+            upcast,
         )
         g_hidden, g_weight, g_bias = (g if g.numel() else None for g in (g_hidden, g_weight, g_bias))
-    return (g_hidden, g_weight, g_bias if ctx.has_bias else None, *([None] * 12))
+    return (g_hidden, g_weight, g_bias if ctx.has_bias else None, *([None] * 13))
 
 
 _linear_op.register_autograd(_linear_backward_with(_linear_op), setup_context=_linear_setup)
@@ -457,11 +467,13 @@ def linear_cross_entropy(
     reduction: str = "mean",
     chunk: int,
     check_labels: bool = False,
+    upcast: bool = False,
 ) -> torch.Tensor:
     """``cross_entropy(hidden @ weight.T + bias, labels)`` over row blocks of ``chunk`` on kernel module ``kernel``.
 
     ``hidden`` is ``(n, D)``, ``weight`` ``(V, D)``, ``labels`` ``(n,)``;
     differentiable with respect to ``hidden``, ``weight`` and ``bias``.
+    ``upcast`` computes the products of bfloat16/float16 inputs in float32.
     """
     grad_on = torch.is_grad_enabled()
     need_hidden = grad_on and hidden.requires_grad
@@ -484,5 +496,6 @@ def linear_cross_entropy(
         need_hidden and not per_row,
         need_weight and not per_row,
         check_labels,
+        upcast,
     )
     return cast(torch.Tensor, out)
