@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+pytest.importorskip("scipy")  # the oracles of the cases
+
 from adversarial_cases import cases, run
 
 CASES = cases()

@@ -7,13 +7,13 @@ import sys
 
 import numpy as np
 import pytest
-import scipy.special as sp
 
 import crossentropy as ce
 from crossentropy.cli import main
 
 pd = pytest.importorskip("pandas")
 pytest.importorskip("pyarrow")
+sp = pytest.importorskip("scipy.special")
 
 
 def run(capsys, *argv):

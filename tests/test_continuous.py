@@ -7,10 +7,9 @@ import warnings
 
 import numpy as np
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 import crossentropy as ce
+from optional import given, st
 
 stats = pytest.importorskip("scipy.stats")
 cc = pytest.importorskip("crossentropy.continuous")

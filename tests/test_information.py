@@ -6,16 +6,15 @@ import math
 import subprocess
 import sys
 
-import mpmath
 import numpy as np
 import pytest
-import scipy.special as sp
-import scipy.stats
-from hypothesis import assume, given
-from hypothesis import strategies as st
-from hypothesis.extra import numpy as hnp
 
 import crossentropy as ce
+from optional import assume, given, hnp, optional, st
+
+mpmath = optional("mpmath")
+scipy = optional("scipy")
+sp = optional("scipy.special")
 
 P = [0.10, 0.40, 0.50]
 Q = [0.80, 0.15, 0.05]

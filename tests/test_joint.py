@@ -6,11 +6,9 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
-from hypothesis.extra import numpy as hnp
 
 import crossentropy as ce
+from optional import given, hnp, st
 
 tables = (
     st.tuples(st.integers(1, 4), st.integers(1, 4), st.integers(1, 3))

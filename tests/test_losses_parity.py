@@ -12,10 +12,12 @@ import warnings
 
 import numpy as np
 import pytest
-import scipy.special as sp
 
 import crossentropy as ce
 import references
+from optional import optional
+
+sp = optional("scipy.special")
 
 LOSSES = {
     "binary": ce.binary_cross_entropy,

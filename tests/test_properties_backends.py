@@ -6,11 +6,9 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-from hypothesis.extra import numpy as hnp
 
 import crossentropy as ce
+from optional import HealthCheck, given, hnp, settings, st
 
 backend_settings = settings(suppress_health_check=[HealthCheck.function_scoped_fixture], max_examples=25)
 

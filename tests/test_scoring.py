@@ -6,9 +6,11 @@ import math
 
 import numpy as np
 import pytest
-import scipy.special as sp
 
 from crossentropy._scoring import Columns, ScoreOptions, Scorer
+from optional import optional
+
+sp = optional("scipy.special")
 
 
 def _data(n=3000, k=4, seed=0):
