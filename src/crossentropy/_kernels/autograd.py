@@ -323,15 +323,23 @@ def _linear_forward(
         scale = torch.ones((), dtype=acc, device=hidden.device)
     want = grad_hidden or grad_weight
     g_hidden = torch.empty_like(hidden) if grad_hidden else hidden.new_empty((0,))
-    g_weight = torch.zeros(weight.shape, dtype=acc, device=weight.device) if grad_weight else weight.new_empty((0,))
+    g_weight = torch.empty(weight.shape, dtype=acc, device=weight.device) if grad_weight else weight.new_empty((0,))
     g_bias = (
         torch.zeros(v, dtype=acc, device=weight.device) if grad_weight and bias is not None else weight.new_empty((0,))
     )
+    if grad_weight and n == 0:
+        g_weight.zero_()
     losses = torch.empty(n, dtype=acc, device=hidden.device)
+    # one buffer for every block's logits (and, in place, their gradient): a new N x V allocation per block
+    # would be page-faulted in again each time
+    buffer = torch.empty((min(chunk, n), v), dtype=w.dtype, device=hidden.device)
     for start in range(0, n, chunk):
         end = min(n, start + chunk)
         block = hidden[start:end].to(w.dtype)
-        logits = torch.nn.functional.linear(block, w, b)
+        logits = buffer[: end - start]
+        torch.mm(block, w.t(), out=logits)
+        if b is not None:
+            logits += b
         losses[start:end] = run(
             logits,
             labels[start:end],
@@ -350,13 +358,18 @@ def _linear_forward(
             else:
                 g_hidden[start:end] = logits @ w
         if grad_weight:
-            if g_weight.dtype == logits.dtype:
+            if g_weight.dtype != logits.dtype:  # low-precision weights: accumulate the blocks' products in float32
+                product = (logits.t() @ block).to(acc)
+                if start == 0:
+                    g_weight.copy_(product)
+                else:
+                    g_weight.add_(product)
+            elif start == 0:
+                torch.mm(logits.t(), block, out=g_weight)
+            else:
                 g_weight.addmm_(logits.t(), block)
-            else:  # low-precision weights: accumulate the blocks' products in float32
-                g_weight += (logits.t() @ block).to(acc)
             if bias is not None:
                 g_bias += logits.sum(0).to(acc)
-        del logits
     out = _reduced(losses, "none" if row_scale is not None else reduction, scale)
     return out.to(hidden.dtype), g_hidden, g_weight.to(weight.dtype), g_bias.to(weight.dtype)
 
