@@ -476,6 +476,10 @@ def torch_cross_entropy(
     )
 
 
+LINEAR_BLOCK_BYTES = 256 << 20
+"""The default size of one block of logits in linear + cross-entropy."""
+
+
 def torch_linear_cross_entropy(
     hidden: Any,
     weight: Any,
@@ -487,16 +491,20 @@ def torch_linear_cross_entropy(
     label_smoothing: float = 0.0,
     softcap: float = 0.0,
     reduction: str,
-    chunk: int,
+    chunk: int | None = None,
     check_labels: bool,
     upcast: bool = False,
 ) -> Any:
     """``cross_entropy(hidden @ weight.T + bias, labels)`` blocked over rows, on the kernel for their device.
 
-    ``upcast`` computes the products of bfloat16/float16 inputs in float32.
+    ``chunk`` rows per block (default: about 256 MiB of logits); ``upcast``
+    computes the products of bfloat16/float16 inputs in float32. The loss is
+    returned in the accumulation dtype (float32 for bfloat16/float16 inputs).
     """
     from ._kernels import autograd
 
+    if chunk is None:
+        chunk = max(1, LINEAR_BLOCK_BYTES // max(1, weight.shape[0] * hidden.element_size()))
     return autograd.linear_cross_entropy(
         torch_kernel("linear", hidden),
         hidden,

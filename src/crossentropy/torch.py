@@ -78,8 +78,6 @@ _dispatch.prepare_torch()
 
 _FUSED_DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
 _INDEX_DTYPES = (torch.int64, torch.uint8)
-_CHUNK_BYTES = 256 << 20
-"""Default size of one block of logits in :func:`linear_cross_entropy` (without ``options``)."""
 
 
 def _class_weight_fits(weight: torch.Tensor | None, like: torch.Tensor, num_classes: int) -> bool:
@@ -187,18 +185,17 @@ def cross_entropy(
     return out.reshape(target.shape) if reduction == "none" else out
 
 
-def _chunk(n: int, num_classes: int, in_features: int, element_size: int, options: object) -> int:
-    """Rows per block: ``options``' choice (as PyTorch reads it), else about 256 MiB of logits."""
-    if options is not None:
-        size = getattr(options, "batch_chunk_size", None)
-        method = getattr(options, "chunking_method", None)
-        if size:
-            return int(size)
-        if isinstance(method, str) and method.startswith("aspect_ratio"):
-            divisor = int(method.split(":", 1)[1]) if ":" in method else 1
-            ratio = math.ceil(num_classes / max(in_features, 1))
-            return max(1, (1 << max(0, math.ceil(n / ratio) - 1).bit_length()) // divisor)
-    return max(1, _CHUNK_BYTES // max(1, num_classes * element_size))
+def _chunk(n: int, num_classes: int, in_features: int, options: object) -> int | None:
+    """Rows per block as PyTorch reads ``options``; None (the fused path's default) without a choice there."""
+    size = getattr(options, "batch_chunk_size", None)
+    method = getattr(options, "chunking_method", None)
+    if size:
+        return int(size)
+    if isinstance(method, str) and method.startswith("aspect_ratio"):
+        divisor = int(method.split(":", 1)[1]) if ":" in method else 1
+        ratio = math.ceil(num_classes / max(in_features, 1))
+        return max(1, (1 << max(0, math.ceil(n / ratio) - 1).bit_length()) // divisor)
+    return None
 
 
 def _accurate(options: object, device: torch.device) -> bool:
@@ -289,10 +286,10 @@ def linear_cross_entropy(
         ignore_index=-100 if ignore_index is None else ignore_index,
         label_smoothing=max(float(label_smoothing), 0.0),
         reduction=reduction,
-        chunk=_chunk(n, v, hidden.shape[1], hidden.element_size(), options),
+        chunk=_chunk(n, v, hidden.shape[1], options),
         check_labels=True,
         upcast=_accurate(options, hidden.device),
-    )
+    ).to(input.dtype)
     return out.reshape(target.shape) if reduction == "none" else out
 
 

@@ -271,7 +271,7 @@ def sparse_cross_entropy(
     (PyTorch's rule); ``check_labels`` raises PyTorch's error for a label out
     of range, otherwise such a row's loss is NaN.
     """
-    op = _SparseFunction.apply if _eager() else _sparse_op
+    op: Any = _SparseFunction.apply if _eager() else _sparse_op
     out, _, _ = op(
         logits.contiguous(),
         labels.contiguous(),
@@ -371,7 +371,7 @@ def _linear_forward(
             if bias is not None:
                 g_bias += logits.sum(0).to(acc)
     out = _reduced(losses, "none" if row_scale is not None else reduction, scale)
-    return out.to(hidden.dtype), g_hidden, g_weight.to(weight.dtype), g_bias.to(weight.dtype)
+    return out, g_hidden, g_weight.to(weight.dtype), g_bias.to(weight.dtype)
 
 
 _linear_op = torch.library.custom_op("crossentropy::linear_cross_entropy", _linear_forward, mutates_args=())
@@ -397,7 +397,8 @@ def _(
     upcast: bool,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     per_row = reduction == "none" or row_scale is not None
-    out = hidden.new_empty(labels.shape) if per_row else hidden.new_empty(())
+    acc = work_dtype(hidden.dtype)
+    out = hidden.new_empty(labels.shape, dtype=acc) if per_row else hidden.new_empty((), dtype=acc)
     g_hidden = torch.empty_like(hidden) if grad_hidden else hidden.new_empty((0,))
     g_weight = torch.empty_like(weight) if grad_weight else weight.new_empty((0,))
     g_bias = weight.new_empty((weight.shape[0],)) if grad_weight and bias is not None else weight.new_empty((0,))
@@ -492,7 +493,7 @@ def linear_cross_entropy(
     need_hidden = grad_on and hidden.requires_grad
     need_weight = grad_on and (weight.requires_grad or (bias is not None and bias.requires_grad))
     per_row = reduction == "none"
-    op = _LinearFunction.apply if _eager() else _linear_op
+    op: Any = _LinearFunction.apply if _eager() else _linear_op
     out, *_ = op(
         hidden.contiguous(),
         weight.contiguous(),
