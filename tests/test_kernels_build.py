@@ -24,13 +24,18 @@ KERNELS = ROOT / "src" / "crossentropy" / "_kernels"
 needs_kernels = pytest.mark.skipif(not _kernels.available(), reason="the CPU kernels are not built")
 
 
+THREAD_VARIABLES = ("CROSSENTROPY_NUM_THREADS", "OMP_NUM_THREADS", "CROSSENTROPY_ISA", "CROSSENTROPY_DISABLE_KERNELS")
+"""Variables a child starts without unless a test sets them (Dask's workers leave OMP_NUM_THREADS=1 behind)."""
+
+
 def run_python(code: str, timeout: float = 120, **env: str) -> subprocess.CompletedProcess[str]:
+    inherited = {k: v for k, v in os.environ.items() if k not in THREAD_VARIABLES}
     return subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
         capture_output=True,
         text=True,
         timeout=timeout,
-        env={**os.environ, **env},
+        env={**inherited, **env},
         check=False,
     )
 
@@ -93,8 +98,10 @@ def test_cgroup_quotas(tmp_path):
 
 
 @needs_kernels
-def test_threadpoolctl_limits_the_kernels():
+def test_threadpoolctl_limits_the_kernels(monkeypatch):
     threadpoolctl = pytest.importorskip("threadpoolctl")
+    for name in THREAD_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
     _kernels.library()
     infos = [i for i in threadpoolctl.threadpool_info() if i["internal_api"] == "crossentropy"]
     assert len(infos) == 1

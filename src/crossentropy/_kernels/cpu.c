@@ -241,9 +241,15 @@ typedef float vfh_unaligned __attribute__((vector_size(VD * 4), aligned(4)));
 #define CE_LO 0, 1
 #define CE_HI 2, 3
 #endif
-/* float32 lanes to float64 lanes: the lower and the upper half. */
+/* float32 lanes to float64 lanes: the lower and the upper half (one conversion each on AVX-512, where GCC
+   turns the generic shuffle into several). */
+#if defined(__AVX512F__)
+#define ce_vlo(v) ((vd)_mm512_cvtps_pd(_mm512_castps512_ps256((__m512)(v))))
+#define ce_vhi(v) ((vd)_mm512_cvtps_pd(_mm512_extractf32x8_ps((__m512)(v), 1)))
+#else
 #define ce_vlo(v) __builtin_convertvector(__builtin_shufflevector((v), (v), CE_LO), vd)
 #define ce_vhi(v) __builtin_convertvector(__builtin_shufflevector((v), (v), CE_HI), vd)
+#endif
 
 #define ce_vload CE_PASTE(ce_vload, CE_ISA)
 #define ce_vstore CE_PASTE(ce_vstore, CE_ISA)
