@@ -9,7 +9,7 @@
    not timed). It records each worker's peak resident memory (``VmHWM``) and
    checks that every engine gives the same mean loss.
 
-(Vocabulary-parallel cross-entropy is measured by ``benchmarks/distributed.py``.)
+(Vocabulary-parallel cross-entropy is measured by ``benchmarks/vocab_parallel.py``.)
 
 Writes benchmarks/results/scale.md (``--quick``: 1.2M rows, scale_quick.md).
 Acceptance (issue 19): Dask with 1 worker within 1.3x of one process; 2
