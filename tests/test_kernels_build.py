@@ -338,3 +338,44 @@ def test_small_calls_use_one_thread_and_no_pool():
     )
     assert proc.stdout.strip() == "0", proc.stderr
     assert ce.sparse_categorical_cross_entropy(np.zeros(8, int), x, from_logits=True) == pytest.approx(np.log(5))
+
+
+def _transparent_huge_pages() -> str:
+    """The system's transparent-huge-page mode (``always``, ``madvise``, ``never``), or ``""`` when it has none."""
+    path = Path("/sys/kernel/mm/transparent_hugepage/enabled")
+    match = re.search(r"\[(\w+)\]", path.read_text()) if path.exists() else None
+    return match.group(1) if match else ""
+
+
+def test_huge_page_advice_never_raises():
+    from crossentropy._kernels import _memory
+
+    assert not _memory.advise_huge_pages(0, 1 << 30)  # a tensor without storage
+    assert not _memory.advise_huge_pages(1 << 21, _memory.MIN_BYTES - 1)  # too small to be worth it
+    assert not _memory.advise_huge_pages(-4096, 1 << 30)
+    # an unmapped range: madvise fails (ENOMEM), the advice reports it and the process goes on
+    assert not _memory.advise_huge_pages(1 << 46, 1 << 23)
+
+
+@pytest.mark.skipif(_transparent_huge_pages() not in ("always", "madvise"), reason="no transparent huge pages here")
+def test_a_large_cpu_gradient_is_advised_onto_huge_pages(monkeypatch):
+    torch = pytest.importorskip("torch")
+    import crossentropy.torch as cet
+    from crossentropy._kernels import autograd
+
+    advised = []
+    real = autograd.advise_huge_pages
+
+    def spy(address: int, nbytes: int) -> bool:
+        advised.append((nbytes, real(address, nbytes)))
+        return advised[-1][1]
+
+    monkeypatch.setattr(autograd, "advise_huge_pages", spy)
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(1024, 2048, generator=g)  # 8 MB of float32
+    labels = torch.randint(0, 2048, (1024,), generator=g)
+    ours, theirs = logits.clone().requires_grad_(), logits.clone().requires_grad_()
+    cet.cross_entropy(ours, labels).backward()
+    torch.nn.functional.cross_entropy(theirs, labels).backward()
+    assert (logits.numel() * 4, True) in advised
+    torch.testing.assert_close(ours.grad, theirs.grad, rtol=1e-5, atol=1e-9)

@@ -33,6 +33,7 @@ from typing import Any, cast
 
 import torch
 
+from ._memory import advise_huge_pages
 from .torch_ops import work_dtype
 
 __all__ = ["linear_cross_entropy", "sparse_cross_entropy"]
@@ -43,6 +44,13 @@ REDUCTIONS = ("mean", "sum", "none")
 def _kernel(name: str) -> Any:
     """The kernel module ``crossentropy._kernels.<name>`` (already imported by the dispatcher)."""
     return importlib.import_module(f"{__package__}.{name}")
+
+
+def _huge(out: torch.Tensor) -> torch.Tensor:
+    """``out``, a new tensor not written yet; on the CPU a large one is advised onto huge pages (:mod:`._memory`)."""
+    if out.device.type == "cpu":
+        advise_huge_pages(out.data_ptr(), out.untyped_storage().nbytes())
+    return out
 
 
 def _denominator(
@@ -178,7 +186,7 @@ def _sparse_grad(
     w_sum = float(v) if class_weight is None else class_weight.to(acc).sum()
     lse = m + log_s
     coef = g * ((1.0 - smoothing) * w_y + smoothing / v * w_sum + 2.0 * z_loss * lse)
-    grad = torch.empty_like(x if softcap else logits)
+    grad = _huge(torch.empty_like(x if softcap else logits))
     _kernel(kernel).softmax_grad(
         x,
         m,
@@ -322,8 +330,10 @@ def _linear_forward(
     else:
         scale = torch.ones((), dtype=acc, device=hidden.device)
     want = grad_hidden or grad_weight
-    g_hidden = torch.empty_like(hidden) if grad_hidden else hidden.new_empty((0,))
-    g_weight = torch.empty(weight.shape, dtype=acc, device=weight.device) if grad_weight else weight.new_empty((0,))
+    g_hidden = _huge(torch.empty_like(hidden)) if grad_hidden else hidden.new_empty((0,))
+    g_weight = (
+        _huge(torch.empty(weight.shape, dtype=acc, device=weight.device)) if grad_weight else weight.new_empty((0,))
+    )
     g_bias = (
         torch.zeros(v, dtype=acc, device=weight.device) if grad_weight and bias is not None else weight.new_empty((0,))
     )
@@ -332,7 +342,7 @@ def _linear_forward(
     losses = torch.empty(n, dtype=acc, device=hidden.device)
     # one buffer for every block's logits (and, in place, their gradient): a new N x V allocation per block
     # would be page-faulted in again each time
-    buffer = torch.empty((min(chunk, n), v), dtype=w.dtype, device=hidden.device)
+    buffer = _huge(torch.empty((min(chunk, n), v), dtype=w.dtype, device=hidden.device))
     for start in range(0, n, chunk):
         end = min(n, start + chunk)
         block = hidden[start:end].to(w.dtype)
