@@ -393,6 +393,25 @@ def test_progress_reports_the_fraction_done_when_the_size_is_known(tmp_path):
         assert [f for _, f in seen] == sorted(f for _, f in seen)
 
 
+def test_the_progress_bar_counts_the_rows_and_leaves_the_result_alone(capsys, tmp_path, monkeypatch):
+    from rich.progress import Progress
+
+    _rounded_csv(tmp_path / "p.csv", n=50_000)
+    updates = []
+    real = Progress.update
+    monkeypatch.setattr(
+        Progress, "update", lambda bar, task, **fields: (updates.append(fields), real(bar, task, **fields))
+    )
+    code, plain, err = run(capsys, "score", str(tmp_path / "p.csv"), "--format", "json", "--no-progress")
+    assert code == 0, err
+    assert updates == []
+    code, shown, err = run(capsys, "score", str(tmp_path / "p.csv"), "--format", "json", "--progress")
+    assert code == 0, err
+    assert json.loads(shown) == json.loads(plain)
+    assert updates[-1]["count"] == 50_000
+    assert updates[-1]["completed"] == pytest.approx(updates[-1]["total"])
+
+
 def test_report_is_written_atomically(capsys, tmp_path, monkeypatch):
     import os
 

@@ -11,13 +11,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import functools
 import io
 import json
 import math
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -297,47 +298,20 @@ def _score_options(args: argparse.Namespace) -> dict[str, Any]:
 def _score(args: argparse.Namespace) -> int:
     from ._scoring import describe_rejection, score_file
 
-    show = args.progress if args.progress is not None else sys.stderr.isatty()
-    progress = None
-    bar = None
-    if show:
-        from rich.progress import (
-            BarColumn,
-            Progress,
-            TaskProgressColumn,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
+    with _progress_bar(args.progress, "scoring", args.file, "rows", "percent") as update:
+        progress = None
+        if update is not None:
 
-        bar = Progress(
-            TextColumn("scoring {task.fields[file]}"),
-            BarColumn(),
-            TaskProgressColumn(),
-            TextColumn("{task.fields[rows]:,} rows"),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            transient=True,
-            console=_stderr_console(),
-        )
-        task = bar.add_task("score", total=None, file=args.file, rows=0)
-        bar.start()
+            def progress(rows: int, fraction: float | None) -> None:
+                if fraction is None:
+                    update(count=rows)
+                else:
+                    update(total=1.0, completed=fraction, count=rows)
 
-        def progress(rows: int, fraction: float | None) -> None:
-            if fraction is None:
-                bar.update(task, rows=rows)
-            else:
-                bar.update(task, total=1.0, completed=fraction, rows=rows)
-
-    try:
         if args.engine == "dask":
             result = _score_with_dask(args, progress)
         else:
             result = score_file(args.file, **_score_options(args), progress=progress)
-    finally:
-        if bar is not None:
-            bar.stop()
     rejected, read = result["rows_rejected"], result["rows_read"]
     if rejected > 0.01 * read:
         reasons = ", ".join(f"{n:,} {why}" for why, n in list(result["rejected_reasons"].items())[:3])
@@ -406,6 +380,44 @@ def _stderr_console() -> Any:
     from rich.console import Console
 
     return Console(file=sys.stderr)
+
+
+@contextlib.contextmanager
+def _progress_bar(show: bool | None, label: str, file: str, unit: str, amount: str) -> Iterator[Any]:
+    """A transient progress bar on stderr while the block runs, or none (``show`` None: when stderr is a terminal).
+
+    It reads ``<label> <file>``, the bar, the amount done (``amount``:
+    ``"percent"`` or ``"bytes"``), a count of ``unit``, the elapsed time and
+    the ETA. Yields ``update(**fields)`` (rich's ``Progress.update`` of the
+    task: ``total``, ``completed``, ``count``), or None without a bar.
+    """
+    if not (show if show is not None else sys.stderr.isatty()):
+        yield None
+        return
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TaskProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    bar = Progress(
+        TextColumn(f"{label} {{task.fields[file]}}"),
+        BarColumn(),
+        DownloadColumn() if amount == "bytes" else TaskProgressColumn(),
+        TextColumn(f"{{task.fields[count]:,}} {unit}"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        transient=True,
+        console=_stderr_console(),
+    )
+    task = bar.add_task(label, total=None, file=file, count=0)
+    with bar:
+        yield functools.partial(bar.update, task)
 
 
 def _print_score(result: dict[str, Any], args: argparse.Namespace) -> None:
@@ -684,37 +696,13 @@ def _run_perplexity(args: argparse.Namespace) -> int:
         from .transformers import perplexity
     except ImportError:
         raise InputError("perplexity needs torch and transformers: pip install 'crossentropy[transformers]'") from None
-    show = args.progress if args.progress is not None else sys.stderr.isatty()
-    progress = None
-    bar = None
-    if show:
-        from rich.progress import (
-            BarColumn,
-            DownloadColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
+    with _progress_bar(args.progress, "perplexity", args.text_file, "tokens", "bytes") as update:
+        progress = None
+        if update is not None:
 
-        bar = Progress(
-            TextColumn("perplexity {task.fields[file]}"),
-            BarColumn(),
-            DownloadColumn(),
-            TextColumn("{task.fields[tokens]:,} tokens"),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            transient=True,
-            console=_stderr_console(),
-        )
-        task = bar.add_task("perplexity", total=None, file=args.text_file, tokens=0)
-        bar.start()
+            def progress(done: int, total: int, tokens: int) -> None:
+                update(total=total, completed=done, count=tokens)
 
-        def progress(done: int, total: int, tokens: int) -> None:
-            bar.update(task, total=total, completed=done, tokens=tokens)
-
-    try:
         report = perplexity(
             args.model_dir,
             args.text_file,
@@ -728,9 +716,6 @@ def _run_perplexity(args: argparse.Namespace) -> int:
             device=args.device,
             progress=progress,
         )
-    finally:
-        if bar is not None:
-            bar.stop()
     result = report.as_dict()
     rows = [
         ["model", result["model"]],
@@ -818,6 +803,14 @@ def build_parser() -> argparse.ArgumentParser:
     def add_format(p: argparse.ArgumentParser) -> None:
         p.add_argument(
             "--format", choices=["table", "json", "csv"], default="table", help="output format (default: table)"
+        )
+
+    def add_progress(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--progress",
+            action=argparse.BooleanOptionalAction,
+            default=None,
+            help="progress bar on stderr (default: when stderr is a terminal)",
         )
 
     def add_precision(p: argparse.ArgumentParser) -> None:
@@ -926,12 +919,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --engine dask and no --scheduler: worker processes of the LocalCluster (default: one per core)",
     )
     score.add_argument("--fail-above", type=float, metavar="X", help="exit 1 when the mean loss is above X")
-    score.add_argument(
-        "--progress",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="progress bar on stderr (default: when stderr is a terminal)",
-    )
+    add_progress(score)
     add_format(score)
     score.set_defaults(run=_score)
 
@@ -1045,12 +1033,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="weights' dtype (default: as saved)",
     )
     ppl.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda (default cpu)")
-    ppl.add_argument(
-        "--progress",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="progress bar on stderr (default: when stderr is a terminal)",
-    )
+    add_progress(ppl)
     add_format(ppl)
     add_precision(ppl)
     ppl.set_defaults(run=_run_perplexity)
