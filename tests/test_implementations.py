@@ -133,6 +133,9 @@ def sparse_cases() -> list[Case]:
         Case("z-loss", (t, x), {"z_loss": 1e-2}),
         Case("sample weights", (t, x), {"sample_weight": np.array([1.0, 0.0, 2.0])}),
         Case("masked array", (t, np.ma.masked_array(x, mask=x > 2)), {}),
+        Case("masked labels", (np.ma.masked_array(t, mask=[0, 1, 0]), x), {}),
+        Case("masked class weights", (t, x), {"class_weight": np.ma.masked_array(np.ones(4), mask=[0, 1, 0, 0])}),
+        Case("masked sample weights", (t, x), {"sample_weight": np.ma.masked_array(np.ones(3), mask=[0, 1, 0])}),
         Case("non-contiguous", (t, np.asfortranarray(x)), {}),
     ]
 
@@ -197,6 +200,8 @@ def categorical_cases() -> list[Case]:
         Case("negative target", (y - 0.1, x), {}),
         Case("smoothing and class weights", (y, x), {"label_smoothing": 0.1, "class_weight": np.array([1, 2, 3, 4.0])}),
         Case("logits 1e30", (y, x * 1e30), {}),
+        Case("masked class weights", (y, x), {"class_weight": np.ma.masked_array(np.ones(4), mask=[0, 1, 0, 0])}),
+        Case("masked targets", (np.ma.masked_array(y, mask=y == 0), x), {}),
     ]
 
 
@@ -225,7 +230,46 @@ def binary_cases() -> list[Case]:
         Case("pos_weight and smoothing", (y, p), {"pos_weight": 3.0, "label_smoothing": 0.1}),
         Case("negative pos_weight", (y, p), {"pos_weight": -1.0}),
         Case("empty", (np.empty(0), np.empty(0)), {}),
+        Case("float32, label 0, p down to 1e-45", (np.zeros(5, np.float32), TINY), {}, np.float32),
+        Case("masked targets", (np.ma.masked_array(y, mask=[0, 1, 0, 0]), p), {}),
     ]
+
+
+TINY = np.array([1e-20, 1e-14, 1e-16, 1e-30, 1e-45], np.float32)
+
+
+def test_binary_tiny_probabilities_to_relative_accuracy_on_every_implementation():
+    """Issue 27: the float32 kernel gave -0.0 for label 0 and p = 1e-20 (the comparisons above are absolute)."""
+    _available("cpu-numpy")
+    exact = -np.log1p(-TINY.astype(np.float64))
+    for impl in ("reference", "cpu-numpy"):
+        kind, got = _outcome(impl, ce.binary_cross_entropy, (np.zeros(5, np.float32), TINY), {"reduction": "none"})
+        assert kind == "value", got
+        np.testing.assert_allclose(got, exact, rtol=2**-23, atol=0, err_msg=impl)
+
+
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS)
+@pytest.mark.parametrize(
+    ("out", "message"),
+    [
+        (np.empty((3, 4), np.int64), "floating dtype"),
+        (np.empty((3, 4), bool), "floating dtype"),
+        (np.empty((3, 4), np.float32), "dtype float64"),
+        (np.empty((4, 3)), "shape"),
+        (np.empty((2, 3, 4)), "shape"),
+    ],
+    ids=["int64", "bool", "float32", "transposed", "broadcastable"],
+)
+def test_value_and_grad_refuses_an_out_that_cannot_hold_the_gradient(impl, out, message):
+    """Issue 27: an int64 out= was silently filled with zeros. Refused, with the same message, everywhere."""
+    _available(impl)
+    args = (np.array([0, 1, 3]), _logits())
+    call = ce.grad.sparse_categorical_cross_entropy_value_and_grad
+    got = _outcome(impl, call, args, {"out": out})
+    assert got[0] == "error", got
+    assert got[1][0] == "InputError"
+    assert "out must" in got[1][1]
+    assert message in got[1][1]
 
 
 @pytest.mark.parametrize("reduction", REDUCTIONS)

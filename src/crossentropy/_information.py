@@ -13,7 +13,7 @@ from types import ModuleType
 from typing import Any
 
 from . import _dispatch
-from ._namespace import asarray, float_dtypes, namespace, normalize_axis, quiet, to_dtype
+from ._namespace import asarray, float_dtypes, namespace, normalize_axis, quiet, refuses_masked_arrays, to_dtype
 from ._special import log_ratio, log_softmax, xlogx, xlogy_from_log
 from ._validation import (
     InputError,
@@ -99,6 +99,7 @@ def _finish(xp: ModuleType, terms: Array, axis: int, keepdims: bool, base: float
     return to_dtype(xp, _scale(total, base), out)
 
 
+@refuses_masked_arrays
 @quiet
 def information(p: Array, /, *, base: float | None = None, validate: bool = True) -> Array:
     """Information content (surprisal) of events with probability ``p``.
@@ -147,6 +148,7 @@ def information(p: Array, /, *, base: float | None = None, validate: bool = True
     return to_dtype(xp, _scale(0.0 - xp.log(pf), b), out)
 
 
+@refuses_masked_arrays
 @quiet
 def entropy(
     p: Array,
@@ -221,6 +223,7 @@ def entropy(
     return _finish(xp, 0.0 - terms, ax, keepdims, b, out)
 
 
+@refuses_masked_arrays
 @quiet
 def cross_entropy(
     p: Array,
@@ -318,6 +321,7 @@ def _kl_terms(xp: ModuleType, pf: Array, qf: Array, ax: int, from_logits: bool) 
     return xp.where(zero, 0.0, pf * diff)
 
 
+@refuses_masked_arrays
 @quiet
 def kl_divergence(
     p: Array,
@@ -386,6 +390,7 @@ def kl_divergence(
     return _finish(xp, _kl_terms(xp, pf, qf, ax, from_logits), ax, keepdims, b, out)
 
 
+@refuses_masked_arrays
 @quiet
 def js_divergence(
     p: Array,
@@ -445,6 +450,7 @@ def js_divergence(
     return _finish(xp, terms, ax, keepdims, b, out)
 
 
+@refuses_masked_arrays
 @quiet
 def perplexity(
     p: Array,

@@ -433,7 +433,7 @@ static void ce_grad_f32(const float* x, int64_t n, float m, float s, float c, fl
 
 /* --- float64 lanes of float32 inputs: the information measures and binary cross-entropy --------------------
  * ce_vexp and ce_vlog are ce_exp and ce_log on VD = VW / 2 float64 lanes (one register), operation for
- * operation (the same bits); ce_vlogf and ce_vlog1p are shorter logarithms for float32 data (see them). */
+ * operation (the same bits); ce_vlogf, ce_vlog1p and ce_vlog1m are shorter logarithms for float32 data (see them). */
 
 #define ce_vsel CE_PASTE(ce_vsel, CE_ISA)
 #define ce_vtod CE_PASTE(ce_vtod, CE_ISA)
@@ -444,6 +444,7 @@ static void ce_grad_f32(const float* x, int64_t n, float m, float s, float c, fl
 #define ce_vlog CE_PASTE(ce_vlog, CE_ISA)
 #define ce_vlogf CE_PASTE(ce_vlogf, CE_ISA)
 #define ce_vlog1p CE_PASTE(ce_vlog1p, CE_ISA)
+#define ce_vlog1m CE_PASTE(ce_vlog1m, CE_ISA)
 #define ce_vinfo_f32 CE_PASTE(ce_vinfo_f32, CE_ISA)
 #define ce_vbinary_f32 CE_PASTE(ce_vbinary_f32, CE_ISA)
 #define DSPLAT(c) ((vd){0} + (double)(c))
@@ -556,6 +557,16 @@ static inline vd ce_vlog1p(vd a) {
     return ce_vsel(u == INFINITY, DSPLAT(INFINITY), ce_vlogf(u) + (a - (u - 1.0)) * ce_vrecip(u));
 }
 
+/* log(1 - p) for the float64 value of a float32 p in [0, 1] (binary cross-entropy, label 0): ce_vlogf of the
+   rounded u = 1 - p plus the rounding's first-order correction ((1 - u) - p) / u, as ce_log1m. 1 - p is exact
+   for p >= 2^-30 (the correction is 0); below, it rounds (1 - 1e-20 is 1.0, whose logarithm is 0, not -1e-20)
+   and u is within 2^-30 of 1, so the division is left out: 2^-30 of the result, not a float32 ulp. p = 1 gives
+   -inf + 0. */
+static inline vd ce_vlog1m(vd p) {
+    vd u = 1.0 - p;
+    return ce_vlogf(u) + ((1.0 - u) - p);
+}
+
 /* One row of ce_info for float32 inputs (q = p for the entropy): the terms in float64 lanes, summed in
    float64 lanes (float32 results need no compensation); *bad set for values outside [0, 1]. */
 static double ce_vinfo_f32(const float* p, const float* q, int64_t v, int kind, double* sp, double* sq, int* bad) {
@@ -603,9 +614,10 @@ static int64_t ce_vbinary_f32(const float* y, const float* p, int64_t n, int fro
         } else {
             ok &= (x >= 0.0) & (x <= 1.0);
             lp = ce_vlogf(x);
-            lq = ce_vlogf(1.0 - x); /* 1 - x is exact for a float32 x: log1m needs no correction */
+            lq = ce_vlog1m(x);
         }
-        vd loss = -(ce_vsel(pos == 0.0, DSPLAT(0.0), pos * lp) + ce_vsel(ys == 1.0, DSPLAT(0.0), rest * lq));
+        /* 0 - (...), not -(...): a zero loss is +0, as on the reference path */
+        vd loss = 0.0 - (ce_vsel(pos == 0.0, DSPLAT(0.0), pos * lp) + ce_vsel(ys == 1.0, DSPLAT(0.0), rest * lq));
         vfh r = __builtin_convertvector(loss, vfh);
         if (j + VD <= n) {
             *(vfh_unaligned*)(out + j) = r;

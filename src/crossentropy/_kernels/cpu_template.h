@@ -710,7 +710,7 @@ static void L(binary_task)(void* ptr, int64_t begin, int64_t end, int64_t* bad) 
             bb += !(yj >= (T)0 && yj <= (T)1) | (xj != xj);
             double sp = ce_log1p(ce_exp(-fabs(xj)));
             double lp = -((xj < 0.0 ? -xj : 0.0) + sp), lq = -((xj > 0.0 ? xj : 0.0) + sp);
-            c->out[j] = (T) - ((pos == 0.0 ? 0.0 : pos * lp) + (ys == 1.0 ? 0.0 : rest * lq));
+            c->out[j] = (T)(0.0 - ((pos == 0.0 ? 0.0 : pos * lp) + (ys == 1.0 ? 0.0 : rest * lq)));
         }
     } else {
         _Pragma("omp simd reduction(+:bb)") for (int64_t j = b; j < e; j++) {
@@ -719,7 +719,7 @@ static void L(binary_task)(void* ptr, int64_t begin, int64_t end, int64_t* bad) 
             double xj = (double)c->p[j], ys = (double)yst, pos = (double)(yst * pw), rest = (double)((T)1 - yst);
             bb += !(yj >= (T)0 && yj <= (T)1) | !(xj >= 0.0 && xj <= 1.0);
             double lp = ce_log(xj), lq = ce_log1m(xj);
-            c->out[j] = (T) - ((pos == 0.0 ? 0.0 : pos * lp) + (ys == 1.0 ? 0.0 : rest * lq));
+            c->out[j] = (T)(0.0 - ((pos == 0.0 ? 0.0 : pos * lp) + (ys == 1.0 ? 0.0 : rest * lq)));
         }
     }
     *bad += bb;

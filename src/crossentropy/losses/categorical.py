@@ -7,7 +7,7 @@ from typing import Any
 
 from .. import _dispatch
 from .. import conventions as _conv
-from .._namespace import float_dtypes, namespace, normalize_axis, quiet, to_dtype
+from .._namespace import float_dtypes, namespace, normalize_axis, quiet, refuses_masked_arrays, to_dtype
 from .._special import log_softmax, shifted_lse, softmax_grad, targets_grad, where_zero
 from .._validation import (
     InputError,
@@ -119,6 +119,7 @@ def _last_axis(x: object, axis: int) -> bool:
     return ndim >= 1 and normalize_axis(axis, ndim, "y_pred") == ndim - 1
 
 
+@refuses_masked_arrays
 @quiet
 def categorical_cross_entropy(
     y_true: Array,
@@ -212,6 +213,7 @@ def categorical_cross_entropy(
     return reduce_losses(xp, conv, "categorical", losses, sw, reduction, out, validate)
 
 
+@refuses_masked_arrays
 @quiet
 def categorical_cross_entropy_grad(
     y_true: Array,
@@ -268,6 +270,7 @@ def _focal_weights(xp: ModuleType, a: Array, alpha: object, a_vec: Array | None,
     return a if alpha is None else a * check_unit_interval("alpha", alpha)  # type: ignore[arg-type]
 
 
+@refuses_masked_arrays
 @quiet
 def categorical_focal_loss(
     y_true: Array,
@@ -335,6 +338,7 @@ def categorical_focal_loss(
     return reduce_losses(xp, conv, "categorical", Losses(values), sw, reduction, out, validate)
 
 
+@refuses_masked_arrays
 @quiet
 def categorical_focal_loss_grad(
     y_true: Array,
