@@ -92,49 +92,6 @@ def test_version_and_help(capsys):
     assert "--on-bad-row" in out
 
 
-# --- tutorial ---------------------------------------------------------------------------------------
-
-
-def test_tutorial_reproduces_every_seed_number(capsys, tmp_path):
-    code, out, _ = run(capsys, "tutorial", "--format", "json", "--plots", str(tmp_path))
-    assert code == 0
-    data = json.loads(out)
-    assert data["all_reproduced"] is True
-    checks = {c["quantity"]: c for s in data["sections"] for c in s["checks"]}
-    assert [s["key"] for s in data["sections"]] == ["000", "001", "001-train", "002", "003", "004", "continuous"]
-    expected = {
-        "H(P, Q) in bits": "3.2879430946",
-        "H(P, Q) in nats": "2.2790284859",
-        "H(Q, P) in bits": "2.9058316901",
-        "KL(P || Q) in bits": "1.9269790472",
-        "JS(P, Q) in bits": "0.4202005704",
-        "mean binary cross-entropy, nats": "0.2469198908",
-    }
-    for quantity, reported in expected.items():
-        assert checks[quantity]["reported"] == reported
-        assert checks[quantity]["ok"] is True
-    reported = [c for c in checks.values() if c["reported"] is not None]
-    assert len(reported) >= 55
-    assert all(c["ok"] for c in reported)
-    pngs = sorted(p.name for p in tmp_path.glob("*.png"))
-    assert pngs == [
-        "gradient_cross_entropy_vs_squared_error.png",
-        "largest_entropy_of_k_classes.png",
-        "loss_of_one_prediction.png",
-        "loss_of_one_prediction_bits.png",
-        "three_colours_p_and_q.png",
-        "training_digits_random_start.png",
-        "training_digits_saturated_start.png",
-    ]
-    assert all((tmp_path / p).stat().st_size > 5000 for p in pngs)
-    # the saturated start shows the point: cross-entropy recovers, squared error never does
-    saturated = {k: v["computed"] for k, v in checks.items() if k.startswith("saturated start")}
-    assert saturated["saturated start: epochs to 90% test accuracy, cross-entropy (inf: not in 100)"] < 100
-    assert saturated["saturated start: epochs to 90% test accuracy, squared error (inf: not in 100)"] == "inf"
-    assert saturated["saturated start: test accuracy after 100 epochs, cross-entropy"] > 0.9
-    assert saturated["saturated start: test accuracy after 100 epochs, squared error"] < 0.1
-
-
 def _widest(text: str) -> int:
     return max(len(line) for line in text.splitlines())
 
@@ -168,13 +125,6 @@ def test_precision_sets_the_significant_digits(capsys):
     code, _, err = run(capsys, *argv, "--precision", "0")
     assert code == 2
     assert "1 to 17 significant digits" in err
-
-
-def test_tutorial_in_korean(capsys):
-    code, out, err = run(capsys, "tutorial", "--lang", "ko")
-    assert code == 0
-    assert "교차 엔트로피" in out
-    assert "재현" in err
 
 
 # --- a real subprocess ----------------------------------------------------------------------------------

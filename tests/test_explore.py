@@ -73,6 +73,27 @@ def test_compare_endpoint(server):
     assert data["H(P,Q)"] == "inf"
 
 
+def test_compare_endpoint_gives_each_events_terms(server):
+    p, q = [0.1, 0.4, 0.5], [0.8, 0.15, 0.05]
+    status, data = post(server, "/api/compare", {"p": p, "q": q, "base": 2})
+    assert status == 200
+    terms = data["terms"]
+    assert [t["surprise_q"] for t in terms] == pytest.approx([-math.log2(v) for v in q], abs=1e-12)
+    assert [t["cross_entropy"] for t in terms] == pytest.approx(
+        [a * -math.log2(b) for a, b in zip(p, q, strict=True)], abs=1e-12
+    )
+    assert [t["kl_divergence"] for t in terms] == pytest.approx(
+        [a * math.log2(a / b) for a, b in zip(p, q, strict=True)], abs=1e-12
+    )
+    assert sum(t["cross_entropy"] for t in terms) == pytest.approx(data["H(P,Q)"], abs=1e-12)
+    assert sum(t["kl_divergence"] for t in terms) == pytest.approx(data["KL(P||Q)"], abs=1e-12)
+    # 0 log 0 = 0: an event the truth rules out costs nothing, even where the model gives it 0; one it allows is inf
+    terms = post(server, "/api/compare", {"p": [0.5, 0.5, 0.0], "q": [1.0, 0.0, 0.0], "base": None})[1]["terms"]
+    assert terms[1] == {"surprise_q": "inf", "cross_entropy": "inf", "kl_divergence": "inf"}
+    assert terms[2] == {"surprise_q": "inf", "cross_entropy": 0.0, "kl_divergence": 0.0}
+    assert terms[0]["kl_divergence"] == pytest.approx(0.5 * math.log(0.5), abs=1e-15)
+
+
 def test_binary_endpoint_gives_a_dense_curve(server):
     status, data = post(server, "/api/binary", {"p": 0.5, "base": None})
     assert status == 200

@@ -133,3 +133,13 @@ def test_the_reliability_diagram_shows_the_rows_of_each_bin():
     ax = plot.reliability_diagram(calibration, ax=_ax())
     assert sorted(t.get_text() for t in ax.texts) == ["2,280", "29"]
     assert "ECE = 0.1000" in ax.get_title()
+
+
+def test_the_curves_legend_is_plain_words():
+    """No jargon: the curve is its formula, the marked points are the predictions they are."""
+    ax = plot.cross_entropy_curve(ax=_ax())
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [r"$-\ln\,q$", "predictions q = 0.1, 0.2, …, 1"]
+    ax = plot.cross_entropy_curve([0.25, 0.5], base=2, ax=_ax())
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [r"$-\log_2\,q$", "predictions q = 0.25, 0.5"]
+    ax = plot.cross_entropy_curve(None, ax=_ax())
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [r"$-\ln\,q$"]

@@ -6,7 +6,8 @@ self-contained page (``_static/explore.html``, no network needed) and a JSON
 API whose every number comes from the library itself:
 
 - ``POST /api/compare`` ``{"p": [...], "q": [...], "base": 2 | null}`` returns
-  H(P), H(Q), H(P,Q), H(Q,P), KL both ways and JS;
+  H(P), H(Q), H(P,Q), H(Q,P), KL both ways and JS, and each event's terms of the
+  sums (``-log Q(x)``, ``P(x) (-log Q(x))``, ``P(x) log(P(x) / Q(x))``);
 - ``POST /api/binary`` ``{"p": 0.7, "base": 2 | null}`` returns the
   cross-entropy of the true class against the probability ``p`` the model
   gives it, and the curve over ``p`` (dense near 0, where it is steep);
@@ -36,7 +37,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from typing import Any
 
-from ._information import cross_entropy, entropy, js_divergence, kl_divergence
+from ._information import cross_entropy, entropy, information, js_divergence, kl_divergence
 from ._validation import InputError, check_base
 
 __all__ = ["api_binary", "api_compare", "api_predictions", "make_server", "serve_in_thread"]
@@ -104,7 +105,20 @@ def api_compare(payload: dict[str, Any]) -> dict[str, Any]:
         "KL(Q||P)": kl_divergence(q, p, base=b),
         "JS(P,Q)": js_divergence(p, q, base=b),
     }
-    return {"unit": _unit(b), **{k: _number(v) for k, v in values.items()}}
+    return {"unit": _unit(b), **{k: _number(v) for k, v in values.items()}, "terms": _terms(p, q, b)}
+
+
+def _terms(p: list[float], q: list[float], b: float | None) -> list[dict[str, Any]]:
+    """Each event's surprise ``-log Q(x)`` and its terms of H(P, Q) and KL(P || Q); 0 where P(x) = 0."""
+    surprise_q, surprise_p = information(q, base=b), information(p, base=b)
+    return [
+        {
+            "surprise_q": _number(sq),
+            "cross_entropy": _number(pi * sq if pi else 0.0),
+            "kl_divergence": _number(pi * (sq - sp) if pi else 0.0),
+        }
+        for pi, sq, sp in zip(p, surprise_q.tolist(), surprise_p.tolist(), strict=True)
+    ]
 
 
 def api_binary(payload: dict[str, Any]) -> dict[str, Any]:

@@ -485,63 +485,27 @@ def _print_score(result: dict[str, Any], args: argparse.Namespace) -> None:
 
 
 def _tutorial(args: argparse.Namespace) -> int:
-    from ._tutorial import sections, write_plots
+    from ._lesson import payload, print_lesson, tables, verdict
+    from ._tutorial import sections
 
-    lang = args.lang
     all_sections = sections()
     if args.plots:
+        from ._tutorial_figures import write_plots
+
         try:
-            for path in write_plots(args.plots):
+            for path in write_plots(args.plots, lang=args.lang):
                 print(f"wrote {path}", file=sys.stderr)
         except OSError as exc:
             raise InputError(f"cannot write the plots to {args.plots}: {exc}") from None
-    failed = [c for s in all_sections for c in s.checks if c.ok is False]
+    reproduced, sentence = verdict(all_sections, args.lang)
     if args.format == "json":
-        payload = {
-            "sections": [
-                {
-                    "key": s.key,
-                    "title": s.title[lang],
-                    "text": s.text[lang],
-                    "checks": [
-                        {"quantity": c.label[lang], "computed": c.computed, "reported": c.reported, "ok": c.ok}
-                        for c in s.checks
-                    ],
-                }
-                for s in all_sections
-            ],
-            "all_reproduced": not failed,
-        }
-        _print_tables([], "json", payload)
+        _print_tables([], "json", payload(all_sections, args.lang))
+    elif args.format == "csv":
+        _print_tables(tables(all_sections, args.lang), "csv", None, args.precision)
+        print(sentence, file=sys.stderr)  # stdout stays CSV
     else:
-        headers = ["quantity", "computed", "text", "ok"] if lang == "en" else ["값", "계산", "원문", "일치"]
-        verdict = {True: "yes", False: "NO", None: "—"} if lang == "en" else {True: "예", False: "아니오", None: "—"}
-        tables = [
-            (
-                f"[{s.key}] {s.title[lang]}",
-                headers,
-                [[c.label[lang], c.computed, c.reported or "", verdict[c.ok]] for c in s.checks],
-            )
-            for s in all_sections
-        ]
-        if args.format == "table":
-            from rich.console import Console
-            from rich.markup import escape
-
-            console = Console(file=sys.stdout)
-            for s, table in zip(all_sections, tables, strict=True):
-                console.print(f"\n[bold]{escape(table[0])}[/bold]\n{escape(s.text[lang])}", highlight=False)
-                _print_tables([("", table[1], table[2])], "table", None, args.precision)
-        else:
-            _print_tables(tables, "csv", None, args.precision)
-        total = sum(1 for s in all_sections for c in s.checks if c.ok is not None)
-        message = (
-            f"{total - len(failed)} of {total} reported numbers reproduced"
-            if lang == "en"
-            else f"원문의 수치 {total}개 중 {total - len(failed)}개 재현"
-        )
-        print(message, file=sys.stderr)
-    return 1 if failed else 0
+        print_lesson(all_sections, args.lang, args.precision, file=sys.stdout)
+    return 0 if reproduced else 1
 
 
 # --- train ------------------------------------------------------------------------------------------------
@@ -929,10 +893,18 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="example:\n  crossentropy tutorial --plots figures/ --lang ko",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    tutorial.add_argument("--plots", metavar="DIR", help="write the seed texts' figures as PNG files into DIR")
-    tutorial.add_argument("--lang", choices=["en", "ko"], default="en", help="language of the text (default en)")
+    tutorial.add_argument("--plots", metavar="DIR", help="write the texts' seven figures as PNG files into DIR")
+    tutorial.add_argument(
+        "--lang", choices=["en", "ko"], default="en", help="language of the lesson and its figures (default en)"
+    )
     add_format(tutorial)
-    add_precision(tutorial)
+    tutorial.add_argument(
+        "--precision",
+        type=_precision,
+        default=4,
+        metavar="DIGITS",
+        help="significant digits of each value (default 4; JSON keeps every digit)",
+    )
     tutorial.set_defaults(run=_tutorial)
 
     trainer = commands.add_parser(

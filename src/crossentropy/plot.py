@@ -204,12 +204,12 @@ def cross_entropy_curve(
     q = np.unique(np.concatenate([np.geomspace(1e-3, 0.05, points // 5), np.linspace(0.05, 1.0, points)]))
     h = np.asarray(cross_entropy([0.0, 1.0], np.stack([1 - q, q], -1), base=base))
     top = float(np.asarray(cross_entropy([0.0, 1.0], [0.99, 0.01], base=base))) * 1.05
-    ax.plot(q, h, label=rf"$-{_log_symbol(base)}\,q$, computed at {q.size} points")
-    if probabilities is not None:
-        marks = np.asarray(probabilities, dtype=float)
-        marks = marks[marks > 0]
+    ax.plot(q, h, label=rf"$-{_log_symbol(base)}\,q$")
+    marks = np.asarray([] if probabilities is None else probabilities, dtype=float).reshape(-1)
+    marks = marks[marks > 0]
+    if marks.size:
         values = np.asarray(cross_entropy([0.0, 1.0], np.stack([1 - marks, marks], -1), base=base))
-        ax.plot(marks, values, "o", color="C1", label="the seed text's predictions")
+        ax.plot(marks, values, "o", color="C1", label=_predictions_label(marks))
     if include_certain_miss:
         ax.annotate(
             r"$q = 0$: $\infty$",
@@ -225,6 +225,13 @@ def cross_entropy_curve(
     ax.set_title(rf"The loss of one prediction: $-{_log_symbol(base)}\,q$")
     ax.legend()
     return ax
+
+
+def _predictions_label(marks: Any) -> str:
+    """``predictions q = 0.1, 0.2, …, 1``: the marked values, in words a reader needs no key for."""
+    shown = [f"{v:g}" for v in sorted(set(np.asarray(marks, dtype=float).tolist()))]
+    listed = ", ".join(shown) if len(shown) <= 4 else f"{shown[0]}, {shown[1]}, …, {shown[-1]}"
+    return f"predictions q = {listed}"
 
 
 def entropy_vs_classes(max_classes: int = 32, *, base: float | None = 2, ax: Axes | None = None) -> Axes:
