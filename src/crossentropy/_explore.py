@@ -36,7 +36,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from typing import Any
 
-from ._information import cross_entropy, entropy, js_divergence, kl_divergence
+from ._comparison import comparison
+from ._formatting import json_number, unit_name
+from ._information import cross_entropy
 from ._validation import InputError, check_base
 
 __all__ = ["api_binary", "api_compare", "api_predictions", "make_server", "serve_in_thread"]
@@ -54,17 +56,6 @@ CURVE_GRID = sorted({i / 10_000 for i in range(5, 100, 5)} | {i / 1000 for i in 
 
 class _BadRequest(ValueError):
     """A request body that is not a JSON object the API can read."""
-
-
-def _number(value: Any) -> float | str | None:
-    v = float(value)
-    if math.isnan(v):
-        return None
-    return v if math.isfinite(v) else ("inf" if v > 0 else "-inf")
-
-
-def _unit(base: float | None) -> str:
-    return "nats" if base is None else ("bits" if base == 2 else f"log base {base:g}")
 
 
 def _real(value: Any, name: str) -> float:
@@ -95,16 +86,7 @@ def api_compare(payload: dict[str, Any]) -> dict[str, Any]:
     p, q, b = _vector(payload, "p"), _vector(payload, "q"), _base(payload)
     if len(p) != len(q):
         raise InputError(f"P has {len(p)} events but Q has {len(q)}")
-    values = {
-        "H(P)": entropy(p, base=b),
-        "H(Q)": entropy(q, base=b),
-        "H(P,Q)": cross_entropy(p, q, base=b),
-        "H(Q,P)": cross_entropy(q, p, base=b),
-        "KL(P||Q)": kl_divergence(p, q, base=b),
-        "KL(Q||P)": kl_divergence(q, p, base=b),
-        "JS(P,Q)": js_divergence(p, q, base=b),
-    }
-    return {"unit": _unit(b), **{k: _number(v) for k, v in values.items()}}
+    return {"unit": unit_name(b), **{k: json_number(v) for k, v in comparison(p, q, base=b).items()}}
 
 
 def api_binary(payload: dict[str, Any]) -> dict[str, Any]:
@@ -116,10 +98,10 @@ def api_binary(payload: dict[str, Any]) -> dict[str, Any]:
     curve = cross_entropy([0.0, 1.0], [[1 - x, x] for x in CURVE_GRID], base=b)
     value = cross_entropy([0.0, 1.0], [1 - p, p], base=b)
     return {
-        "unit": _unit(b),
+        "unit": unit_name(b),
         "p": p,
-        "cross_entropy": _number(value),
-        "curve": [[x, _number(c)] for x, c in zip(CURVE_GRID, curve, strict=True)],
+        "cross_entropy": json_number(value),
+        "curve": [[x, json_number(c)] for x, c in zip(CURVE_GRID, curve, strict=True)],
     }
 
 
@@ -139,10 +121,10 @@ def api_predictions(payload: dict[str, Any]) -> dict[str, Any]:
     losses = binary_cross_entropy(y, p, reduction="none")
     mean = binary_cross_entropy(y, p)
     return {
-        "unit": _unit(b),
+        "unit": unit_name(b),
         "p_true": [pi if yi == 1 else 1 - pi for yi, pi in zip(y, p, strict=True)],
-        "losses": [_number(v * scale) for v in losses],
-        "mean": _number(mean * scale),
+        "losses": [json_number(v * scale) for v in losses],
+        "mean": json_number(mean * scale),
     }
 
 
