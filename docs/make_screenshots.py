@@ -18,7 +18,7 @@ import numpy as np
 
 from crossentropy._explore import serve_in_thread
 from crossentropy._report import render
-from crossentropy._scoring import score_file
+from crossentropy.scoring import score_file
 
 IMAGES = Path(__file__).with_name("images")
 ARGS = [

@@ -32,7 +32,10 @@ ARGS = [
 ]
 QUANTITY = re.compile(r"^(−?\d+(\.\d+)?|∞) (bits|nats)$")
 
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (installed by .ci/run)")
+pytestmark = [
+    pytest.mark.slow,  # a headless browser per test
+    pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (installed by .ci/run)"),
+]
 
 
 def _axe_source() -> str | None:

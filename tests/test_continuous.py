@@ -109,6 +109,7 @@ def test_differential_entropy_can_be_negative_and_bits():
 
 
 @given(st.floats(-5, 5), st.floats(0.1, 5), st.floats(-5, 5), st.floats(0.1, 5))
+@pytest.mark.slow
 def test_property_identity_for_normals(m1, s1, m2, s2):
     p, q = stats.norm(m1, s1), stats.norm(m2, s2)
     h_pq, h_p, kl = cc.cross_entropy(p, q).value, cc.entropy(p).value, cc.kl_divergence(p, q).value

@@ -18,9 +18,11 @@ pytest.importorskip("pyarrow")
 
 import crossentropy as ce  # noqa: E402
 from crossentropy import dask as ce_dask  # noqa: E402
-from crossentropy._scoring import poisson_weights, score_file  # noqa: E402
 from crossentropy.cli import main  # noqa: E402
 from crossentropy.io import open_table  # noqa: E402
+from crossentropy.scoring import poisson_weights, score_file  # noqa: E402
+
+pytestmark = pytest.mark.slow  # local Dask clusters of worker processes
 
 N, K = 60_000, 5
 

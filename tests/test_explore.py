@@ -195,6 +195,7 @@ def test_unknown_paths_and_the_page(server):
     assert ".innerHTML" not in page  # names and numbers are inserted as text, never as markup
 
 
+@pytest.mark.slow
 def test_idle_connections_time_out_and_the_connection_cap_holds(monkeypatch):
     monkeypatch.setattr(_explore._Handler, "timeout", 0.5)
     monkeypatch.setattr(_explore, "MAX_CONNECTIONS", 2)
@@ -218,6 +219,7 @@ def test_idle_connections_time_out_and_the_connection_cap_holds(monkeypatch):
         srv.server_close()
 
 
+@pytest.mark.slow
 def test_300_concurrent_requests_are_all_answered(server):
     def one(i):
         return post(server, "/api/binary", {"p": (i % 100) / 100})[0]
@@ -240,6 +242,7 @@ def _start_cli():
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.slow
 def test_cli_serves_and_stops_on_sigint_and_sigterm(signum):
     proc = None
     try:

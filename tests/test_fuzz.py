@@ -11,6 +11,8 @@ import pytest
 pytest.importorskip("atheris")
 pytest.importorskip("pyarrow")
 
+pytestmark = pytest.mark.slow  # atheris runs the readers thousands of times
+
 HARNESS = Path(__file__).with_name("fuzz") / "fuzz_readers.py"
 
 

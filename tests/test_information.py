@@ -272,6 +272,7 @@ def test_torch_gradient_is_finite_at_masked_entries():
     assert torch.isfinite(q.grad).all()
 
 
+@pytest.mark.slow
 def test_jax_grad_and_jit():
     jax = pytest.importorskip("jax")
     import jax.numpy as jnp

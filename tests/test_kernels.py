@@ -226,6 +226,7 @@ def test_in_place_with_a_bad_row_raises():
         ce.grad.sparse_categorical_cross_entropy_value_and_grad(np.zeros(3, int), x, out=x)
 
 
+@pytest.mark.slow
 def test_thread_count_setting():
     code = (
         "import numpy as np, crossentropy as ce\n"

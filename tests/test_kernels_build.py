@@ -19,6 +19,8 @@ import crossentropy as ce
 from crossentropy import _kernels
 from crossentropy._kernels import _library, _threads
 
+pytestmark = pytest.mark.slow  # compilers and fresh interpreters
+
 ROOT = Path(__file__).resolve().parents[1]
 KERNELS = ROOT / "src" / "crossentropy" / "_kernels"
 needs_kernels = pytest.mark.skipif(not _kernels.available(), reason="the CPU kernels are not built")

@@ -70,14 +70,14 @@ def test_rolling_windows_are_the_harness_windows(n, context, data):
 
 @given(st.text(alphabet=" \t\n\u00a0ab", max_size=40), st.lists(st.integers(0, 40), max_size=6))
 def test_word_count_streamed_equals_the_harness_count(text, cuts):
-    from crossentropy._perplexity import _WHITESPACE
+    from crossentropy._perplexity.text import WHITESPACE
 
     assert word_count(text) == len(re.split(r"\s+", text))
     bounds = sorted({min(c, len(text)) for c in cuts})
     pieces = [text[a:b] for a, b in zip([0, *bounds], [*bounds, len(text)], strict=True)]
     words, ended_blank = 1, False
-    for piece in pieces:  # the update of crossentropy._perplexity.run
-        words += sum(1 for _ in _WHITESPACE.finditer(piece)) - (1 if ended_blank and piece[:1].isspace() else 0)
+    for piece in pieces:  # the update of crossentropy._perplexity.engine.run
+        words += sum(1 for _ in WHITESPACE.finditer(piece)) - (1 if ended_blank and piece[:1].isspace() else 0)
         ended_blank = piece[-1:].isspace() if piece else ended_blank
     assert words == len(re.split(r"\s+", text))
 
@@ -255,22 +255,24 @@ def _check_metrics(m, nll, tokens, text):
 
 
 @pytest.mark.parametrize(("lines", "context", "stride", "batch_size"), [(60, 64, 64, 1), (16, 48, 16, 3)])
+@pytest.mark.slow
 def test_perplexity_equals_the_unfused_computation(
     llama, tokenizer, tmp_path, monkeypatch, lines, context, stride, batch_size
 ):
-    from crossentropy import _perplexity
+    from crossentropy._perplexity import engine
     from crossentropy.transformers import perplexity
 
     text = generated_text(lines, seed=3)
     path = tmp_path / "small.txt"
     path.write_text(text, encoding="utf-8")
     nll, tokens = unfused_nll(llama, tokenizer, text, context, stride)
-    monkeypatch.setattr(_perplexity, "PIECE_BYTES", 97)  # the file is read, decoded and encoded in many pieces
+    monkeypatch.setattr(engine, "PIECE_BYTES", 97)  # the file is read, decoded and encoded in many pieces
     report = perplexity(llama, path, tokenizer=tokenizer, context=context, stride=stride, batch_size=batch_size)
     assert report.documents is None
     _check_metrics(report.total.metrics(), nll, tokens, text)
 
 
+@pytest.mark.slow
 def test_perplexity_of_a_soft_capped_model_equals_the_unfused_computation(tokenizer, tmp_path):
     from crossentropy.transformers import perplexity
 
@@ -283,6 +285,7 @@ def test_perplexity_of_a_soft_capped_model_equals_the_unfused_computation(tokeni
     _check_metrics(report.total.metrics(), nll, tokens, text)
 
 
+@pytest.mark.slow
 def test_jsonl_documents_are_scored_one_by_one(llama, tokenizer, tmp_path):
     from crossentropy.transformers import perplexity
 
@@ -337,6 +340,7 @@ def test_perplexity_needs_a_tokenizer_and_a_supported_model(llama, tokenizer, tm
         perplexity(bert, path, tokenizer=tokenizer)
 
 
+@pytest.mark.slow
 def test_cli_json_equals_the_library(model_dir, llama, tokenizer, tmp_path, capsys):
     from crossentropy.transformers import perplexity
 
@@ -355,6 +359,7 @@ def test_cli_json_equals_the_library(model_dir, llama, tokenizer, tmp_path, caps
         assert out[key] == pytest.approx(expected[key], rel=1e-12)
 
 
+@pytest.mark.slow
 def test_cli_table_per_document_and_progress(model_dir, tmp_path, capsys):
     path = tmp_path / "docs.jsonl"
     path.write_text("\n".join(json.dumps({"text": generated_text(4, seed=s)}) for s in range(2)) + "\n")

@@ -16,7 +16,7 @@ from matplotlib.figure import Figure  # noqa: E402
 
 import crossentropy as ce  # noqa: E402
 from crossentropy import plot  # noqa: E402
-from crossentropy._scoring import ScoreOptions, Scorer  # noqa: E402
+from crossentropy.scoring import Layout, Scorer  # noqa: E402
 
 
 def _render(draw) -> int:
@@ -29,7 +29,7 @@ def _render(draw) -> int:
 
 
 def _score():
-    scorer = Scorer(ScoreOptions(num_classes=3))
+    scorer = Scorer(Layout(num_classes=3))
     rng = np.random.default_rng(0)
     x = rng.normal(size=(100, 3))
     p = np.exp(x) / np.exp(x).sum(1, keepdims=True)

@@ -109,6 +109,7 @@ def _parse(page: str) -> _Text:
     return parser
 
 
+@pytest.mark.slow
 def test_the_report_says_what_an_analyst_needs():
     page = render({}, example_result(), generated="2026-01-02 03:04 UTC")
     text = " ".join(_parse(page).text)
@@ -181,7 +182,7 @@ def test_the_histogram_runs_over_the_data_and_not_beyond():
 
 def test_the_report_of_a_real_score(tmp_path):
     pytest.importorskip("pyarrow")
-    from crossentropy._scoring import score_file
+    from crossentropy.scoring import score_file
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(500, 3)) * 2

@@ -451,12 +451,14 @@ EXTRA_SAMPLES = list(ts.extra_samples())
 
 
 @pytest.mark.parametrize("sample", _params(FUNCTIONAL_SAMPLES))
+@pytest.mark.slow
 def test_functional_sample(sample: ts.Sample) -> None:
     """Each OpInfo sample, each CPU dtype: value and gradients as torch's (rules in the module docstring)."""
     check_sample(sample)
 
 
 @pytest.mark.parametrize("sample", _params(MODULE_SAMPLES))
+@pytest.mark.slow
 def test_module_sample(sample: ts.Sample) -> None:
     """Each ModuleInfo input, each dtype: value and gradients (input, target, parameters) as torch's."""
     check_sample(sample)
@@ -628,6 +630,7 @@ def _value_and_grads(fn: Any, args: list[Any], kwargs: dict[str, Any], wanted: l
 
 
 @pytest.mark.parametrize("sample", _params(COMPILE_SAMPLES))
+@pytest.mark.slow
 def test_compile_fullgraph(sample: ts.Sample) -> None:
     """``torch._dynamo.explain`` finds no graph break; ``torch.compile(fullgraph=True)`` (aot_eager) matches eager.
 
@@ -714,6 +717,7 @@ class _TrainingModel(torch.nn.Module):
 
 
 @pytest.mark.parametrize("api", [*ts.FUNCTIONALS, *ts.MODULES])
+@pytest.mark.slow
 def test_compiled_training_step(api: str) -> None:
     """A training step under ``torch.compile(fullgraph=True)`` (Inductor) matches eager.
 
@@ -962,6 +966,7 @@ SYNC_SAMPLES = FUNCTIONAL_SAMPLES + distinct(MODULE_SAMPLES) + EXTRA_SAMPLES
 
 
 @pytest.mark.parametrize("sample", _params(SYNC_SAMPLES))
+@pytest.mark.slow
 def test_no_host_sync_meta(sample: ts.Sample) -> None:
     """No host sync in the drop-in's forward and backward on meta tensors: every functional sample and dtype,
     one module sample per configuration and dtype, the extra cases."""

@@ -16,6 +16,8 @@ pytest.importorskip("triton")
 from crossentropy import _dispatch  # noqa: E402
 from crossentropy._kernels import torch_ops, triton_ce  # noqa: E402
 
+pytestmark = pytest.mark.slow  # Triton's interpreter on the CPU
+
 F = torch.nn.functional
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 TOL = {

@@ -14,15 +14,8 @@ import pytest
 
 from crossentropy import _lesson, _tutorial
 from crossentropy._tutorial import UNITS, Check, Section, sections
-from crossentropy.cli import main
 
 HANGUL = re.compile(r"[\uac00-\ud7a3]")
-
-
-def run(capsys, *argv):
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")
@@ -37,10 +30,10 @@ def _cells(line: str) -> int:
     return cell_len(line)
 
 
-def test_every_number_the_texts_report_is_reproduced(capsys):
+def test_every_number_the_texts_report_is_reproduced(cli):
     pytest.importorskip("scipy")  # the continuous distributions
     pytest.importorskip("sklearn")  # the training runs
-    code, out, err = run(capsys, "tutorial", "--format", "json")
+    code, out, err = cli("tutorial", "--format", "json")
     assert code == 0
     assert err == ""
     data = json.loads(out)
@@ -71,10 +64,10 @@ def test_every_number_the_texts_report_is_reproduced(capsys):
 
 
 @pytest.mark.parametrize("lang", ["en", "ko"])
-def test_the_lesson_reads_as_a_lesson_at_80_columns(capsys, monkeypatch, lessons, lang):
+def test_the_lesson_reads_as_a_lesson_at_80_columns(cli, monkeypatch, lessons, lang):
     monkeypatch.setenv("COLUMNS", "80")
     monkeypatch.setattr(_tutorial, "sections", lambda: lessons)
-    code, out, err = run(capsys, "tutorial", "--lang", lang)
+    code, out, err = cli("tutorial", "--lang", lang)
     assert code == 0
     assert err == ""  # the verdict is on stdout, last
     lines = out.splitlines()
@@ -131,7 +124,7 @@ def test_values_keep_their_units_and_the_texts_digits_come_second(lessons):
     assert _lesson._reported(checks["differential entropy of N(0, 1)"]) == ""
 
 
-def test_a_number_that_does_not_reproduce_is_named_in_the_verdict(capsys, monkeypatch, lessons):
+def test_a_number_that_does_not_reproduce_is_named_in_the_verdict(cli, monkeypatch, lessons):
     wrong = Section(
         "x",
         {"en": "A wrong number", "ko": "틀린 수치"},
@@ -141,18 +134,18 @@ def test_a_number_that_does_not_reproduce_is_named_in_the_verdict(capsys, monkey
     )
     monkeypatch.setattr(_tutorial, "sections", lambda: [*lessons, wrong])
     total = 1 + sum(1 for s in lessons for c in s.checks if c.reported is not None)
-    code, out, _ = run(capsys, "tutorial")
+    code, out, _ = cli("tutorial")
     assert code == 1
     assert f"1 of the {total} numbers the texts report are NOT reproduced: one third" in out
     assert "0.334 ✗" in out
-    code, out, _ = run(capsys, "tutorial", "--lang", "ko")
+    code, out, _ = cli("tutorial", "--lang", "ko")
     assert code == 1
     assert f"교재가 보고한 수치 {total}개 중 1개가 재현되지 않았습니다: 삼분의 일" in out
 
 
-def test_csv_keeps_stdout_for_the_rows(capsys, monkeypatch, lessons):
+def test_csv_keeps_stdout_for_the_rows(cli, monkeypatch, lessons):
     monkeypatch.setattr(_tutorial, "sections", lambda: lessons)
-    code, out, err = run(capsys, "tutorial", "--format", "csv")
+    code, out, err = cli("tutorial", "--format", "csv")
     assert code == 0
     rows = list(csv.reader(io.StringIO(out)))
     assert rows[0] == ["section", "quantity", "value", "unit", "text", "reproduced"]
@@ -224,14 +217,14 @@ def test_the_font_found_has_every_hangul_letter_the_figures_use():
     assert [ch for ch in sorted(letters) if not font.get_char_index(ord(ch))] == []
 
 
-def test_without_a_hangul_font_the_korean_figures_are_refused_in_one_line(capsys, monkeypatch, tmp_path):
+def test_without_a_hangul_font_the_korean_figures_are_refused_in_one_line(cli, monkeypatch, tmp_path):
     pytest.importorskip("matplotlib")
     from crossentropy import _tutorial_figures
 
     _tutorial_figures.hangul_font.cache_clear()
     monkeypatch.setattr(_tutorial_figures, "_candidates", list)
     try:
-        code, _, err = run(capsys, "tutorial", "--plots", str(tmp_path), "--lang", "ko", "--format", "json")
+        code, _, err = cli("tutorial", "--plots", str(tmp_path), "--lang", "ko", "--format", "json")
     finally:
         _tutorial_figures.hangul_font.cache_clear()
     assert code == 2
@@ -241,7 +234,7 @@ def test_without_a_hangul_font_the_korean_figures_are_refused_in_one_line(capsys
     assert "koreanize-matplotlib" in lines[0]
 
 
-def test_the_command_writes_the_seven_figures_in_the_language_asked(capsys, monkeypatch, lessons, tmp_path):
+def test_the_command_writes_the_seven_figures_in_the_language_asked(cli, monkeypatch, lessons, tmp_path):
     pytest.importorskip("matplotlib")
     pytest.importorskip("sklearn")
     from crossentropy._tutorial_figures import FIGURES, hangul_font
@@ -251,7 +244,7 @@ def test_the_command_writes_the_seven_figures_in_the_language_asked(capsys, monk
     except Exception as exc:
         pytest.skip(f"no font with Hangul: {exc}")
     monkeypatch.setattr(_tutorial, "sections", lambda: lessons)
-    code, out, err = run(capsys, "tutorial", "--plots", str(tmp_path), "--lang", "ko", "--format", "json")
+    code, out, err = cli("tutorial", "--plots", str(tmp_path), "--lang", "ko", "--format", "json")
     assert code == 0
     assert json.loads(out)["verdict"] == _lesson.verdict(lessons, "ko")[1]
     assert sorted(p.name for p in tmp_path.glob("*.png")) == sorted(FIGURES)

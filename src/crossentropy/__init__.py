@@ -31,7 +31,7 @@ from .losses import (
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("continuous", "dask", "distributed", "io", "learn", "plot", "torch", "transformers")
+_SUBMODULES = ("continuous", "dask", "distributed", "io", "learn", "plot", "scoring", "torch", "transformers")
 
 
 def __getattr__(name: str) -> object:

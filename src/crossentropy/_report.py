@@ -1,7 +1,7 @@
 """A self-contained HTML report of a score (``crossentropy score --report``).
 
 A module of its own because the report is a format, not a computation: it
-renders the result of :func:`crossentropy._scoring.score_file` as one HTML
+renders the result of :func:`crossentropy.scoring.score_file` as one HTML
 file with its figures embedded as PNG data, so it opens with no network
 access, on a phone as on a desktop. It reads the result's fields and never
 recomputes a score: the baseline, per-class precision and recall, the
@@ -223,7 +223,7 @@ def render(summary: Mapping[str, Any], result: Mapping[str, Any], *, generated: 
         File-level facts (``file``, ``rows_read``, ``rows_scored``,
         ``rows_rejected``); they override the same keys of ``result``.
     result : mapping
-        The scorer's result (:func:`crossentropy._scoring.score_file`).
+        The scorer's result (:func:`crossentropy.scoring.score_file`).
     generated : str, optional
         The time stamp shown in the header (default: now, in UTC).
 

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from ._formatting import unit_name
 from ._information import cross_entropy, entropy
 from ._validation import InputError, to_numpy
 
@@ -56,13 +57,6 @@ def _axes(ax: Axes | None) -> Axes:
         raise InputError("plotting needs matplotlib: pip install 'crossentropy[plot]'") from None
     _, new = plt.subplots(figsize=(6.4, 4.0), layout="constrained")
     return new
-
-
-def unit_name(base: float | None) -> str:
-    """``"nats"`` for the natural logarithm, ``"bits"`` for base 2, else ``"log base b units"``."""
-    if base is None:
-        return "nats"
-    return "bits" if base == 2 else f"log base {base:g} units"
 
 
 def _log_symbol(base: float | None) -> str:
