@@ -925,11 +925,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     tutorial = commands.add_parser(
         "tutorial",
-        help="reproduce every worked example of the seed texts",
+        help="reproduce every worked example of the five teaching texts",
         epilog="example:\n  crossentropy tutorial --plots figures/ --lang ko",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    tutorial.add_argument("--plots", metavar="DIR", help="write the seed texts' figures as PNG files into DIR")
+    tutorial.add_argument("--plots", metavar="DIR", help="write the teaching texts' figures as PNG files into DIR")
     tutorial.add_argument("--lang", choices=["en", "ko"], default="en", help="language of the text (default en)")
     add_format(tutorial)
     add_precision(tutorial)
@@ -1081,6 +1081,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     standard output is one line on stderr and status 2.
     """
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv:  # no command: the help with the list of commands, as a usage error
+        parser.print_help(sys.stderr)
+        return 2
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:
