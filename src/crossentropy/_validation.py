@@ -29,6 +29,10 @@ class InputError(ValueError):
     catches it.
     """
 
+    # Tracebacks and reprs name the public ``crossentropy.InputError``, not this private module;
+    # pickling finds it there too (``crossentropy`` imports this module).
+    __module__ = "crossentropy"
+
 
 def to_numpy(x: Array) -> np.ndarray[Any, Any]:
     """A host NumPy copy of ``x`` (used to report positions, never to compute)."""

@@ -30,6 +30,7 @@
  * compensated per-lane sums (two-sum), so float64 results stay within 2 ulp of an mpmath oracle. Logarithms (information measures, binary and soft-target losses)
  * are computed in float64 lanes for both input types.
  */
+#include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <string.h>

@@ -48,6 +48,12 @@ static int L(row_stats)(const T* r, int64_t v, const T* cw, int need_dsum, doubl
                 bad += (xj != xj) | (xj == (T)INFINITY);
                 bm = xj > bm ? xj : bm;
             }
+            /* Clang starts each lane's maximum at the lowest finite value (GCC at -inf), which no element
+               of a block of -inf only exceeds: that block's maximum is -inf, rescanned */
+            if ((double)bm == -DBL_MAX) {
+                bm = -INFINITY;
+                for (int64_t j = 0; j < len; j++) bm = rb[j] > bm ? rb[j] : bm;
+            }
         }
         if (bad) return 1;
         if (bm > m) {

@@ -63,6 +63,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     standard output is one line on stderr and status 2.
     """
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv:  # no command: the help with the list of commands, as a usage error
+        parser.print_help(sys.stderr)
+        return 2
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:
