@@ -54,6 +54,7 @@ _SUPPORT: dict[str, dict[str, tuple[str, ...]]] = {
     "info": {CPU: ("numpy",)},
     "linear": {CPU: ("torch",), TRITON: ("torch",)},
     "vocab_parallel": {CPU: ("torch",), TRITON: ("torch",)},
+    "token_stats": {CPU: ("torch",), TRITON: ("torch",)},  # per-position statistics of logits (given or linear)
 }
 """Operation -> backend -> the array kinds it takes. Operations: ``sparse`` (cross-entropy of logits
 with integer labels), ``soft`` (of logits with soft targets), ``binary`` (elementwise binary
@@ -525,3 +526,68 @@ def torch_linear_cross_entropy(
 def vocab_shard_kernel(shard: Any) -> ModuleType:
     """The module computing a vocabulary shard's row statistics and softmax gradient on its device."""
     return importlib.import_module(f"{__package__}._kernels.{torch_kernel('vocab_parallel', shard)}")
+
+
+# --- token statistics: the no-gradient pass over logits and their targets ----------------------------------------
+
+_STATS_KERNELS = {REFERENCE: "stats_torch", CPU: "stats_cpu", TRITON: "triton_stats"}
+"""The module (under :mod:`crossentropy._kernels`) computing the token statistics of rows for each backend."""
+
+
+def prepare_token_statistics() -> None:
+    """Load what a traced call of the token statistics relies on: the kernel library and the two custom ops."""
+    _kernels.available()
+    importlib.import_module(f"{__package__}._kernels.stats_ops")
+
+
+def stats_kernel(x: Any) -> str:
+    """The token-statistics kernel module for tensor ``x``, imported and named (plain torch where none applies)."""
+    name = _STATS_KERNELS[choose("token_stats", x)]
+    if not _compiling():  # a traced graph calls the custom op, whose implementation imports it
+        importlib.import_module(f"{__package__}._kernels.{name}")
+    return name
+
+
+def torch_token_statistics(logits: Any, targets: Any, *, ignore_index: int | None, temperature: float) -> Any:
+    """Per-position ``(logprob, entropy, rank, top1, lse)`` of logits ``(*, V)`` and targets ``(*)`` on the kernel
+    for their device; nothing is read back to the host, so it compiles and never synchronises."""
+    from ._kernels import stats_ops
+
+    return stats_ops.token_statistics(
+        stats_kernel(logits), logits, targets, ignore_index=ignore_index, temperature=temperature
+    )
+
+
+def torch_linear_token_statistics(
+    hidden: Any,
+    weight: Any,
+    targets: Any,
+    *,
+    bias: Any,
+    ignore_index: int | None,
+    temperature: float,
+    softcap: float,
+    chunk: int | None,
+) -> Any:
+    """The statistics of ``softcap(hidden @ weight.T + bias)`` blocked over rows, on the kernel for their device.
+
+    ``chunk`` rows per block; by default a block holds about
+    :data:`LINEAR_BLOCK_BYTES` of logits, counting the float32 copy the C
+    kernel makes of bfloat16/float16 ones.
+    """
+    from ._kernels import stats_ops
+
+    if chunk is None:
+        per_logit = weight.element_size() + (4 if weight.element_size() < 4 else 0)
+        chunk = max(1, LINEAR_BLOCK_BYTES // max(1, weight.shape[0] * per_logit))
+    return stats_ops.linear_token_statistics(
+        stats_kernel(hidden),
+        hidden,
+        weight,
+        targets,
+        bias=bias,
+        ignore_index=ignore_index,
+        temperature=temperature,
+        softcap=softcap,
+        chunk=chunk,
+    )

@@ -60,6 +60,7 @@ from torch.nn import _reduction
 from torch.overrides import has_torch_function_variadic
 
 from . import _dispatch
+from ._token_stats import TokenStatistics, linear_token_statistics, token_statistics
 
 __all__ = [
     "BCELoss",
@@ -67,11 +68,14 @@ __all__ = [
     "CrossEntropyLoss",
     "LinearCrossEntropyLoss",
     "NLLLoss",
+    "TokenStatistics",
     "binary_cross_entropy",
     "binary_cross_entropy_with_logits",
     "cross_entropy",
     "linear_cross_entropy",
+    "linear_token_statistics",
     "nll_loss",
+    "token_statistics",
 ]
 
 _dispatch.prepare_torch()

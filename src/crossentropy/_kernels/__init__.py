@@ -151,6 +151,21 @@ def _int64_labels(labels: Array, n: int) -> Array | None:
     return np.ascontiguousarray(labels, dtype=np.int64).reshape(n)
 
 
+def _labels(labels: Array, n: int, ignore_index: int | None) -> tuple[Array, int, int] | None:
+    """``(int64 labels, has_ignore, ignore)`` as the kernels take them, or None if a label does not fit in int64
+    or ``ignore_index`` is not an integer. An ``ignore_index`` outside int64 ignores nothing."""
+    y = _int64_labels(labels, n)
+    if y is None:
+        return None
+    try:
+        ignore = None if ignore_index is None else operator.index(ignore_index)
+    except TypeError:
+        return None
+    if ignore is None or not -_INT64_MAX - 1 <= ignore <= _INT64_MAX:
+        return y, 0, 0
+    return y, 1, ignore
+
+
 def sparse(
     x: Array,
     labels: Array,
@@ -180,14 +195,10 @@ def sparse(
         return None
     x = np.ascontiguousarray(x)
     n, v = x.shape
-    y = _int64_labels(labels, n)
-    if y is None:
+    parsed = _labels(labels, n, ignore_index)
+    if parsed is None:
         return None
-    try:
-        ignore = None if ignore_index is None else operator.index(ignore_index)
-    except TypeError:
-        return None
-    has_ignore = ignore is not None and -_INT64_MAX - 1 <= ignore <= _INT64_MAX
+    y, has_ignore, ignore = parsed
     cw = _class_weight(class_weight, x)
     scale = None if row_scale is None else np.ascontiguousarray(row_scale, dtype=np.float64).reshape(n)
     loss = np.empty(n)
@@ -196,8 +207,8 @@ def sparse(
         n,
         v,
         _ptr(y),
-        int(has_ignore),
-        ignore if has_ignore else 0,
+        has_ignore,
+        ignore,
         _ptr(cw),
         float(cw.sum(dtype=np.float64)) if cw is not None else 0.0,
         float(label_smoothing),
@@ -373,6 +384,51 @@ def info(kind: str, p: Array, q: Array | None, *, check_sums: bool, tol: float) 
         _threads_for(len(arrays) * n * v),
     )
     return None if bad else out
+
+
+def token_statistics(
+    x: Array, labels: Array, *, ignore_index: int | None, temperature: float
+) -> tuple[Array, Array, Array, Array, Array] | None:
+    """Per-row statistics of logits ``x`` (N, V) at ``temperature`` with labels ``(N,)``, in one pass a row.
+
+    Returns ``(logprob, entropy, rank, top1, lse)`` of the distribution ``softmax(x / temperature)``: the
+    label's log-probability, the entropy, the label's rank (1 = first in the order of
+    ``torch.argsort(descending=True, stable=True)``, where NaN comes first), the top-1 probability and the
+    log-sum-exp, float64 arrays and an int64 one. A row whose label equals ``ignore_index`` gets zeros and
+    rank 0; a row holding NaN or +inf, or only -inf, NaN statistics (its rank is still counted). Returns
+    None when the kernel does not take the arrays, or a label is outside ``[0, V)`` and not ignored.
+    """
+    fns = _fns()
+    suffix = _suffix(x)
+    if fns is None or suffix is None or x.ndim != 2 or x.shape[1] == 0:
+        return None
+    x = np.ascontiguousarray(x)
+    n, v = x.shape
+    parsed = _labels(labels, n, ignore_index)
+    if parsed is None:
+        return None
+    y, has_ignore, ignore = parsed
+    finfo = np.finfo(x.dtype)
+    inv_t = min(max(1.0 / temperature, float(finfo.tiny)), float(finfo.max))  # 1 / T within the dtype's range
+    logprob, entropy, top1, lse = (np.empty(n) for _ in range(4))
+    rank = np.empty(n, dtype=np.int64)
+    bad = fns[f"ce_token_stats_{suffix}"](
+        _ptr(x),
+        n,
+        v,
+        _ptr(y),
+        has_ignore,
+        ignore,
+        float(temperature),
+        inv_t,
+        _ptr(logprob),
+        _ptr(entropy),
+        _ptr(rank),
+        _ptr(top1),
+        _ptr(lse),
+        _threads_for(n * v),
+    )
+    return None if bad else (logprob, entropy, rank, top1, lse)
 
 
 def read_floor(x: Array) -> float:

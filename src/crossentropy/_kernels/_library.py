@@ -128,6 +128,26 @@ for _s in ("f32", "f64"):
             ),
         ),
     }
+for _s in ("f32", "f64"):
+    KERNELS[f"ce_token_stats_{_s}"] = (
+        _I64,
+        (
+            ("x", _P),
+            ("n", _I64),
+            ("v", _I64),
+            ("labels", _P),
+            ("has_ignore", _INT),
+            ("ignore", _I64),
+            ("temperature", _D),
+            ("inv_t", _D),
+            ("logprob", _P),
+            ("entropy", _P),
+            ("rank", _P),
+            ("top1", _P),
+            ("lse", _P),
+            ("nthreads", _INT),
+        ),
+    )
 RUNTIME: dict[str, tuple[Any, tuple[Any, ...]]] = {
     "ce_build_id": (ctypes.c_char_p, ()),
     "ce_cpu_features": (_INT, ()),

@@ -721,6 +721,167 @@ void CE_PASTE(ce_copy_floor_f32, CE_ISA)(const float* x, int64_t n, float* out, 
     ce_parallel(nthreads, (n + 65535) / 65536, 4, ce_copy_task, &c);
 }
 
+/* --- token statistics of float32 rows (explicit vectors) -------------------------------------------------
+ * Each block of a row is read twice while it is in L1: ce_max_rank_f32 takes its maximum and counts the
+ * logits ranked ahead of the target's, ce_tstats_sums_f32 sums exp(z) and exp(z) z, z = (x - m) / T. */
+
+#define ce_max_rank_f32 CE_PASTE(ce_max_rank_f32, CE_ISA)
+#define ce_tstats_sums_f32 CE_PASTE(ce_tstats_sums_f32, CE_ISA)
+#define ce_vexpf_sum_u CE_PASTE(ce_vexpf_sum_u, CE_ISA)
+
+/* max of x[0, n) (NaN skipped, -inf for none), adding to *ahead the number of x_j ranked ahead of the target's
+   logit t (not NaN) in torch's descending stable order, where NaN comes first: for j < split, x_j >= t or NaN,
+   for j >= split, x_j > t or NaN (split in [0, n]; the target's own column is split, not counted). Counted as
+   the elements minus those below t (x_j < t before split, x_j <= t after), so one comparison an element. */
+static float ce_max_rank_f32(const float* x, int64_t n, int64_t split, float t, int64_t* ahead) {
+    vf m0 = VSPLAT(-INFINITY), m1 = m0, tv = VSPLAT(t);
+    vi below0 = {0}, below1 = {0}; /* -1 a lane for each element below t */
+    int64_t j = 0, counted = 0, k;
+    for (; j + 2 * VW <= split; j += 2 * VW) {
+        vf a = ce_vload(x + j), b = ce_vload(x + j + VW);
+        m0 = ce_vmax(a, m0);
+        m1 = ce_vmax(b, m1);
+        below0 += a < tv;
+        below1 += b < tv;
+    }
+    float tail_max = -INFINITY;
+    for (; j < split; j++) { /* at most 2 VW - 1 elements */
+        tail_max = x[j] > tail_max ? x[j] : tail_max;
+        counted += !(x[j] < t);
+    }
+    for (; j + 2 * VW <= n; j += 2 * VW) { /* unaligned from split on */
+        vf a = ce_vload(x + j), b = ce_vload(x + j + VW);
+        m0 = ce_vmax(a, m0);
+        m1 = ce_vmax(b, m1);
+        below0 += a <= tv;
+        below1 += b <= tv;
+    }
+    for (; j < n; j++) {
+        tail_max = x[j] > tail_max ? x[j] : tail_max;
+        counted += !(x[j] <= t);
+    }
+    int64_t vectors = 0;
+    for (k = 0; k < VW; k++) vectors -= (int64_t)below0[k] + (int64_t)below1[k];
+    /* the vector loops covered 2 VW-element steps: every element they read counts unless it was below t */
+    int64_t head = split - split % (2 * VW), tail = (n - split) - (n - split) % (2 * VW);
+    *ahead += counted + (head + tail) - vectors;
+    m0 = ce_vmax(m0, m1);
+    float m = tail_max;
+    for (k = 0; k < VW; k++) m = m0[k] > m ? m0[k] : m;
+    return m;
+}
+
+/* exp(z) for z in [-104, 0] (the caller clamps; NaN stays NaN) before its last step: returns u, exp(z) = u 2^q.
+   For sums of terms that need no better than a few ulp each: a one-constant range reduction and a degree-5
+   near-minimax polynomial (7.5e-8 relative on [-ln 2 / 2, ln 2 / 2]), three operations fewer than ce_vexpf_u's
+   two constants and degree 7 (1 ulp, which the gradients keep). Relative error against exp on 2.2e7 float32
+   values of z: 2.1e-7 for z > -10, 2.7e-7 for z > -30, 4.3e-7 down to -87 (the one constant's error grows
+   with |q|), where the terms are below 2^-125 of the largest. */
+static inline vf ce_vexpf_sum_u(vf z, vf* q) {
+    vf r = ce_vmla(z, VSPLAT(1.442695040888963407f), VSPLAT(12582912.0f)) - 12582912.0f;
+    vf s = ce_vmla(r, VSPLAT(-0.693147180559945309f), z);
+    vf u = ce_vmla(VSPLAT(0.00829765573143959f), s, VSPLAT(0.04191538318991661f));
+    u = ce_vmla(u, s, VSPLAT(0.16667574644088745f));
+    u = ce_vmla(u, s, VSPLAT(0.49998894333839417f));
+    u = ce_vmla(u, s, VSPLAT(0.9999997019767761f));
+    *q = r;
+    return ce_vmla(u, s, VSPLAT(1.0000001192092896f));
+}
+
+/* Over x[0, n) with z_j = (x_j - m) it (SCALED = 0 when it is 1): adds to *sum the exp(z_j) of z_j != 0, to
+   *ez the exp(z_j) z_j (terms <= 0; -inf logits count 0) and, with TIES, the count of z_j == 0 to *ties
+   (without TIES no x_j equals m: the block's maximum is below the row's). Eight terms are added in float32
+   (a tree of three roundings of 2^-24 at most) before each float64 addition: half the conversions of
+   ce_expsum_f32's four, which this loop's two sums would feel. A NaN makes both sums NaN. SCALED and TIES are
+   constants at every call, so the compiler makes four loops of it. */
+static inline __attribute__((always_inline)) void ce_tstats_sums_f32(const float* x, int64_t n, float m, float it,
+                                                                     const int SCALED, const int TIES,
+                                                                     const float* ahead, double* sum, double* ez,
+                                                                     int64_t* ties) {
+    vd s0 = {0}, s1 = {0}, u0 = {0}, u1 = {0};
+#if !defined(__AVX512F__)
+    vi tie = {0};
+#endif
+    vf mv = VSPLAT(m), iv = VSPLAT(it), low = VSPLAT(-104.0f);
+    int64_t j = 0;
+    int nonzero = 0, lanes = 0;
+#define CE_TS_Z(v) ce_vmax(low, SCALED ? ((v) - mv) * iv : (v) - mv) /* -inf -> -104 (exp 0), NaN kept */
+#if defined(__AVX512F__)
+#define CE_TS_E(z, e)                                                       \
+    do {                                                                    \
+        vf q_, u_ = ce_vexpf_sum_u(z, &q_);                                 \
+        if (TIES) {                                                         \
+            __mmask16 k_ = _mm512_cmp_ps_mask(z, _mm512_setzero_ps(), _CMP_NEQ_UQ); \
+            nonzero += __builtin_popcount((unsigned)k_);                    \
+            e = _mm512_maskz_scalef_ps(k_, u_, q_);                         \
+        } else {                                                            \
+            e = ce_vscale(u_, q_);                                          \
+        }                                                                   \
+    } while (0)
+#else
+#define CE_TS_E(z, e)                                    \
+    do {                                                 \
+        vf q_, u_ = ce_vexpf_sum_u(z, &q_);              \
+        e = ce_vscale(u_, q_);                           \
+        if (TIES) {                                      \
+            vi k_ = (z) == 0.0f;                         \
+            tie -= k_;                                   \
+            e = (vf)((vi)e & ~k_);                       \
+        }                                                \
+    } while (0)
+#endif
+    for (; j + 8 * VW <= n; j += 8 * VW) {
+        vf e = VSPLAT(0.0f), w = VSPLAT(0.0f);
+        for (int64_t h = j; h < j + 8 * VW; h += 4 * VW) {
+            for (int64_t o = 0; o < 4 * VW; o += 16) __builtin_prefetch(ahead + h + o, 0, 3);
+            vf z0 = CE_TS_Z(ce_vload(x + h)), z1 = CE_TS_Z(ce_vload(x + h + VW));
+            vf z2 = CE_TS_Z(ce_vload(x + h + 2 * VW)), z3 = CE_TS_Z(ce_vload(x + h + 3 * VW));
+            vf e0, e1, e2, e3;
+            CE_TS_E(z0, e0);
+            CE_TS_E(z1, e1);
+            CE_TS_E(z2, e2);
+            CE_TS_E(z3, e3);
+            e += (e0 + e1) + (e2 + e3);
+            w += ce_vmla(e1, z1, e0 * z0) + ce_vmla(e3, z3, e2 * z2);
+        }
+        s0 += ce_vlo(e);
+        s1 += ce_vhi(e);
+        u0 += ce_vlo(w);
+        u1 += ce_vhi(w);
+        lanes += 8 * VW;
+    }
+    for (; j < n; j += VW) {
+        vf z = CE_TS_Z(j + VW <= n ? ce_vload(x + j) : ce_vpartial(x + j, n - j, -INFINITY)), e;
+        CE_TS_E(z, e);
+        vf w = e * z;
+        s0 += ce_vlo(e);
+        s1 += ce_vhi(e);
+        u0 += ce_vlo(w);
+        u1 += ce_vhi(w);
+        lanes += VW;
+    }
+#undef CE_TS_Z
+#undef CE_TS_E
+    s0 += s1;
+    u0 += u1;
+    double total = 0.0, weighted = 0.0;
+    for (int64_t k = 0; k < VD; k++) {
+        total += s0[k];
+        weighted += u0[k];
+    }
+    int64_t t = 0;
+#if defined(__AVX512F__)
+    t = TIES ? lanes - nonzero : 0;
+#else
+    for (int64_t k = 0; k < VW; k++) t += tie[k];
+#endif
+    (void)lanes;
+    (void)nonzero;
+    *sum = total;
+    *ez = weighted;
+    *ties = t;
+}
+
 #define T float
 #define S f32
 #define EXPT ce_expf

@@ -741,6 +741,151 @@ int64_t EXPORT(ce_binary)(const T* y, const T* p, int64_t n, int from_logits, do
     return ce_parallel(nthreads, (n + 8191) / 8192, 2, L(binary_task), &c);
 }
 
+/* --- token statistics ----------------------------------------------------------------------------------------- */
+
+typedef struct {
+    const T* x;
+    int64_t n, v;
+    const int64_t* labels;
+    int has_ignore;
+    int64_t ignore;
+    double temperature, inv_t;
+    double *logprob, *entropy, *top1, *lse;
+    int64_t* rank;
+} L(tstats_ctx);
+
+/* One pass over row r[0, v) for the statistics of its target column y: m = max r; with z_j = (r_j - m) inv_t,
+   sum_j exp(z_j) = 1 + *rest_out (the max's own term kept apart, as in row_stats, for log1p) and *ez_out =
+   sum_j exp(z_j) z_j <= 0; *ahead = the logits ranked ahead of r[y] (see ce_max_rank_f32). Block by block
+   while the block is in L1, with the running maximum; when it grows by d (d inv_t = delta), the sums so far
+   become exp(-delta) sum and exp(-delta) (ez - delta sum). Returns 1 if the row holds a NaN. */
+static int L(tstats_row)(const T* r, int64_t v, int64_t y, double inv_t, double* mx, double* rest_out, double* ez_out,
+                         int64_t* ahead) {
+    double tbuf[BLOCK], ubuf[BLOCK];
+    T m = -INFINITY, t = r[y], it = (T)inv_t;
+    double rest = 0.0, rest_lo = 0.0, ties = 0.0, ez = 0.0, ez_lo = 0.0;
+    int64_t cnt = 0;
+    int has_nan = 0;
+    for (int64_t b = 0; b < v; b += BLOCK) {
+        int64_t len = v - b > BLOCK ? BLOCK : v - b;
+        int64_t split = y - b < 0 ? 0 : (y - b > len ? len : y - b);
+        const T* rb = r + b;
+        T bm = -INFINITY;
+        if (sizeof(T) == sizeof(float)) {
+            bm = (T)ce_max_rank_f32((const float*)rb, len, split, (float)t, &cnt);
+        } else {
+            int64_t c = 0;
+            _Pragma("omp simd reduction(max:bm) reduction(+:c)") for (int64_t j = 0; j < split; j++) {
+                bm = rb[j] > bm ? rb[j] : bm;
+                c += !(rb[j] < t);
+            }
+            _Pragma("omp simd reduction(max:bm) reduction(+:c)") for (int64_t j = split; j < len; j++) {
+                bm = rb[j] > bm ? rb[j] : bm;
+                c += !(rb[j] <= t);
+            }
+            cnt += c;
+        }
+        if (bm > m) {
+            if (m != -INFINITY) {
+                double delta = ((double)bm - (double)m) * inv_t, scale = exp(-delta);
+                double before = (rest + rest_lo) + ties;
+                ez = ((ez + ez_lo) - delta * before) * scale;
+                rest = before * scale;
+                rest_lo = ez_lo = 0.0;
+            }
+            ties = 0.0;
+            m = bm;
+        }
+        if (m == -INFINITY) { /* nothing above -inf so far: the sums cannot see a NaN here */
+            for (int64_t j = 0; j < len; j++) has_nan |= rb[j] != rb[j];
+            continue;
+        }
+        int64_t bties = 0;
+        if (sizeof(T) == sizeof(float)) {
+            double bs, bez;
+            const float* fb = (const float*)rb;
+            const float* ahead_block = fb + BLOCK;
+            float fm = (float)m, fit = (float)it;
+            int tied = bm == m; /* the blocks below the running maximum hold no x_j == m */
+            if (it == (T)1 && tied) ce_tstats_sums_f32(fb, len, fm, fit, 0, 1, ahead_block, &bs, &bez, &bties);
+            else if (it == (T)1) ce_tstats_sums_f32(fb, len, fm, fit, 0, 0, ahead_block, &bs, &bez, &bties);
+            else if (tied) ce_tstats_sums_f32(fb, len, fm, fit, 1, 1, ahead_block, &bs, &bez, &bties);
+            else ce_tstats_sums_f32(fb, len, fm, fit, 1, 0, ahead_block, &bs, &bez, &bties);
+            L(add2)(&rest, &rest_lo, bs);
+            L(add2)(&ez, &ez_lo, bez);
+        } else {
+            _Pragma("omp simd reduction(+:bties)") for (int64_t j = 0; j < len; j++) {
+                T z = (rb[j] - m) * it;
+                T zc = z < (T)-746 ? (T)-746 : z; /* -inf: exp 0, term 0; NaN kept */
+                T e = EXPSUM(zc);
+                tbuf[j] = z == (T)0 ? 0.0 : (double)e;
+                ubuf[j] = z == (T)0 ? 0.0 : (double)(e * zc);
+                bties += z == (T)0;
+            }
+            ce_sum2(tbuf, len, &rest, &rest_lo);
+            ce_sum2(ubuf, len, &ez, &ez_lo);
+        }
+        ties += (double)bties;
+    }
+    *mx = (double)m;
+    *rest_out = (rest + rest_lo) + (ties - 1.0);
+    *ez_out = ez + ez_lo;
+    *ahead = cnt;
+    return has_nan || *rest_out != *rest_out || *ez_out != *ez_out;
+}
+
+static void L(tstats_task)(void* p, int64_t begin, int64_t end, int64_t* bad) {
+    const L(tstats_ctx)* c = (const L(tstats_ctx)*)p;
+    int64_t v = c->v;
+    for (int64_t i = begin; i < end; i++) {
+        int64_t y = c->labels[i];
+        if (c->has_ignore && y == c->ignore) {
+            c->logprob[i] = c->entropy[i] = c->top1[i] = c->lse[i] = 0.0;
+            c->rank[i] = 0;
+            continue;
+        }
+        if (y < 0 || y >= v) {
+            ++*bad;
+            continue;
+        }
+        const T* r = c->x + i * v;
+        double mx, rest, ez;
+        int64_t ahead;
+        int has_nan = L(tstats_row)(r, v, y, c->inv_t, &mx, &rest, &ez, &ahead);
+        T t = r[y];
+        if (t != t) { /* a NaN target: behind the NaN before it only */
+            ahead = 0;
+            for (int64_t j = 0; j < y; j++) ahead += r[j] != r[j];
+        }
+        c->rank[i] = 1 + ahead;
+        if (has_nan || mx == INFINITY || mx == -INFINITY) { /* NaN or +inf logits, or all -inf: no distribution */
+            c->logprob[i] = c->entropy[i] = c->top1[i] = c->lse[i] = NAN;
+            continue;
+        }
+        double s = 1.0 + rest, log_s = log1p(rest);
+        c->lse[i] = mx / c->temperature + log_s;
+        c->logprob[i] = ((double)t - mx) / c->temperature - log_s;
+        c->entropy[i] = log_s - ez / s;
+        c->top1[i] = 1.0 / s;
+    }
+}
+
+/* Per-row statistics of logits x (n, v) at temperature T (inv_t = 1 / T, clamped to T's finite range), with
+   labels (ignored where has_ignore and equal to ignore: all 0, rank 0): log-probability of the label, entropy,
+   rank of the label (1 = first in torch's descending stable order, NaN first), top-1 probability and
+   log-sum-exp of x / T. A row holding NaN or +inf, or only -inf, has NaN statistics (its rank is still
+   counted). Returns the number of labels out of [0, v) (their rows left untouched). */
+int64_t EXPORT(ce_token_stats)(const T* x, int64_t n, int64_t v, const int64_t* labels, int has_ignore, int64_t ignore,
+                               double temperature, double inv_t, double* logprob, double* entropy, int64_t* rank,
+                               double* top1, double* lse, int nthreads) {
+    L(tstats_ctx) c = {x, n, v, labels, has_ignore, ignore, temperature, inv_t, logprob, entropy, top1, lse, rank};
+    /* chunks of consecutive rows (about 262144 logits, four chunks a thread at least): the prefetch of the
+       block after a row's last one then reads the next row of the same thread */
+    int64_t grain = 262144 / (v > 0 ? v : 1);
+    if (nthreads > 0 && grain > n / (4 * (int64_t)nthreads)) grain = n / (4 * (int64_t)nthreads);
+    return ce_parallel(nthreads, n, grain < 1 ? 1 : grain, L(tstats_task), &c);
+}
+
 #undef X_
 #undef L
 #undef EXPORT
