@@ -24,6 +24,7 @@ import json
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 from .._validation import InputError
 
@@ -32,6 +33,7 @@ __all__ = [
     "PIECE_BYTES",
     "WHITESPACE",
     "Encode",
+    "json_lines",
     "jsonl_documents",
     "read_pieces",
     "text_tokens",
@@ -152,19 +154,31 @@ def text_tokens(pieces: Iterable[str], encode: Encode, *, max_carry: int = 16 * 
         carry, done = text[origin:], done - origin
 
 
-def jsonl_documents(path: str | os.PathLike[str], text_field: str) -> Iterator[tuple[str, str, int]]:
-    """``(name, text, bytes_read)`` for each line of a JSONL file (blank lines skipped)."""
+def json_lines(path: str | os.PathLike[str], what: str) -> Iterator[tuple[int, str, Any, int]]:
+    """``(line, where, value, bytes_read)`` for each non-blank line of a JSON-lines file.
+
+    ``where`` is ``"FILE, line N"``; a line that is not JSON is an
+    :class:`InputError` saying that it is not ``what``.
+    """
     with open(path, "rb") as handle:
         for number, raw in enumerate(handle, start=1):
             if not raw.strip():
                 continue
             where = f"{os.fspath(path)}, line {number}"
             try:
-                record = json.loads(raw)
+                value = json.loads(raw)
             except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                raise InputError(f"{where}: not a JSON object: {exc}") from None
-            text = record.get(text_field) if isinstance(record, dict) else None
-            if not isinstance(text, str):
-                raise InputError(f"{where}: expected an object with a string field {text_field!r}")
-            name = record.get("id", number)
-            yield str(name), text, len(raw)
+                raise InputError(f"{where}: not {what}: {exc}") from None
+            yield number, where, value, len(raw)
+
+
+def jsonl_documents(path: str | os.PathLike[str], text_field: str) -> Iterator[tuple[int, str, str, int]]:
+    """``(line, id, text, bytes_read)`` for each line of a JSONL file (blank lines skipped).
+
+    The id is the record's ``id`` field, else its line number.
+    """
+    for number, where, record, size in json_lines(path, "a JSON object"):
+        text = record.get(text_field) if isinstance(record, dict) else None
+        if not isinstance(text, str):
+            raise InputError(f"{where}: expected an object with a string field {text_field!r}")
+        yield number, str(record.get("id", number)), text, size

@@ -8,7 +8,17 @@ from typing import NoReturn, TypeAlias
 
 from .output import DEFAULT_PRECISION
 
-__all__ = ["Commands", "Parser", "add_format", "add_precision", "add_progress", "base", "positive_int", "precision"]
+__all__ = [
+    "Commands",
+    "Parser",
+    "add_format",
+    "add_precision",
+    "add_progress",
+    "at_least_one",
+    "base",
+    "positive_int",
+    "precision",
+]
 
 Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 """What ``add_subparsers`` returns: each command module adds its parser to it."""
@@ -32,15 +42,24 @@ def base(text: str) -> float:
     return value
 
 
-def positive_int(text: str) -> int:
-    """An integer >= 0."""
+def _integer(text: str, low: int) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be >= 0")
+    if value < low:
+        raise argparse.ArgumentTypeError(f"{text!r} must be >= {low}")
     return value
+
+
+def positive_int(text: str) -> int:
+    """An integer >= 0."""
+    return _integer(text, 0)
+
+
+def at_least_one(text: str) -> int:
+    """An integer >= 1."""
+    return _integer(text, 1)
 
 
 def precision(text: str) -> int:
