@@ -60,17 +60,22 @@ from torch.nn import _reduction
 from torch.overrides import has_torch_function_variadic
 
 from . import _dispatch
+from ._distill import KLDivLoss, distillation_loss, kl_div, linear_distillation_loss
 
 __all__ = [
     "BCELoss",
     "BCEWithLogitsLoss",
     "CrossEntropyLoss",
+    "KLDivLoss",
     "LinearCrossEntropyLoss",
     "NLLLoss",
     "binary_cross_entropy",
     "binary_cross_entropy_with_logits",
     "cross_entropy",
+    "distillation_loss",
+    "kl_div",
     "linear_cross_entropy",
+    "linear_distillation_loss",
     "nll_loss",
 ]
 
