@@ -181,6 +181,12 @@ def test_invalid_input_never_shows_a_value(browser, address, size):
     page.wait_for_function("document.getElementById('error').textContent === ''")
     values = [float(v) for v in page.input_value("#p-list").split(",")]
     assert sum(values) == pytest.approx(1.0, abs=1e-3)
+    # the error clears as the edit is accepted; the numbers follow with the server's answer
+    page.wait_for_function(
+        """() => [...document.querySelectorAll('#compare [data-quantity]')]
+            .filter(n => n.offsetParent !== null)
+            .every(n => /^(−?\\d+(\\.\\d+)?|∞) (bits|nats)$/u.test(n.textContent))"""
+    )
     assert all(QUANTITY.match(v) for v in _quantities(page, "#compare"))
     # without "keep adding up to 1", an edit that breaks the sum is an error in plain words
     page.uncheck("#keep-sum")
