@@ -58,11 +58,11 @@ def check_pair(p: Any, q: Any, names: Sequence[str] | None = None) -> None:
     >>> check_pair([0.1, 0.4, 0.6], [0.8, 0.15, 0.05], ["red", "green", "blue"])
     Traceback (most recent call last):
     ...
-    crossentropy._validation.InputError: P (the truth) adds up to 1.1, not 1: lower its values by 0.1 in total
+    crossentropy.InputError: P (the truth) adds up to 1.1, not 1: lower its values by 0.1 in total
     >>> check_pair([0.1, -0.4, 0.5], [0.8, 0.15, 0.05])
     Traceback (most recent call last):
     ...
-    crossentropy._validation.InputError: P(event 2) is -0.4, but a probability lies between 0 and 1
+    crossentropy.InputError: P(event 2) is -0.4, but a probability lies between 0 and 1
     """
     pair = {"P": np.asarray(p, dtype=np.float64).reshape(-1), "Q": np.asarray(q, dtype=np.float64).reshape(-1)}
     if pair["P"].size != pair["Q"].size:

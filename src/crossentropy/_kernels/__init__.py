@@ -431,6 +431,124 @@ def token_statistics(
     return None if bad else (logprob, entropy, rank, top1, lse)
 
 
+DIVERGENCES = {"forward_kl": 0, "reverse_kl": 1, "jsd": 2}
+"""The divergences of :func:`distill`, by the kernel's number for them."""
+
+
+def distill(
+    s: Array,
+    t: Array,
+    *,
+    divergence: str,
+    beta: float = 0.5,
+    inv_temperature: float = 1.0,
+    teacher_probs: bool = False,
+    check_sums: bool = False,
+    tol: float = 0.0,
+    keep: Array | None = None,
+    coef: Array | None = None,
+    grad_out: Array | None = None,
+) -> tuple[Array, Array, Array] | None:
+    """Row-wise divergence of the row pairs of ``s`` (student logits) and ``t`` (teacher logits), (N, V) each.
+
+    Both are multiplied by ``inv_temperature`` (the teacher is not when
+    ``teacher_probs``: it then holds probabilities). ``divergence`` is
+    ``"forward_kl"`` (KL(P_t || P_s)), ``"reverse_kl"`` (KL(P_s || P_t)) or
+    ``"jsd"`` (``beta KL(P_t || M) + (1 - beta) KL(P_s || M)``,
+    ``M = beta P_t + (1 - beta) P_s``). Returns ``(values, aux, stats)``,
+    float64: per-row values, an auxiliary value per row (the teacher's entropy
+    for the forward KL, the value for the reverse KL, ``KL(P_s || M)`` for the
+    JSD) and per-row statistics ``(N, 4)`` for :func:`distill_grad`. Rows
+    where ``keep`` (a boolean vector, default all) is False get zeros. With
+    ``coef`` (N,) and ``grad_out`` (like ``s``, possibly ``s`` itself) the
+    gradient of ``coef_i * value_i`` with respect to ``s`` is written too.
+    Returns None when the kernel does not apply or met an invalid row (NaN
+    or ``+inf`` logits, a row of ``-inf`` only, probabilities outside [0, 1]
+    or, with ``check_sums``, rows not summing to 1 within ``tol``).
+    """
+    fns = _fns()
+    suffix = _suffix(s, t)
+    if fns is None or suffix is None or s.ndim != 2 or s.shape != t.shape or s.shape[1] == 0:
+        return None
+    n, v = s.shape
+    if grad_out is not None and (
+        coef is None or grad_out.dtype != s.dtype or grad_out.shape != s.shape or not grad_out.flags.c_contiguous
+    ):
+        return None
+    if grad_out is not None and not s.flags.c_contiguous and np.shares_memory(grad_out, s):
+        return None
+    s, t = np.ascontiguousarray(s), np.ascontiguousarray(t)
+    rows = None if keep is None else np.ascontiguousarray(keep, dtype=np.uint8).reshape(n)
+    scale = None if coef is None else np.ascontiguousarray(np.broadcast_to(coef, (n,)), dtype=np.float64)
+    values, aux, stats = np.empty(n), np.empty(n), np.empty((n, 4))
+    bad = fns[f"ce_distill_{suffix}"](
+        _ptr(s),
+        _ptr(t),
+        n,
+        v,
+        DIVERGENCES[divergence],
+        int(teacher_probs),
+        float(beta),
+        float(inv_temperature),
+        int(check_sums),
+        float(tol),
+        _ptr(rows),
+        _ptr(scale if grad_out is not None else None),
+        _ptr(values),
+        _ptr(aux),
+        _ptr(stats),
+        _ptr(grad_out),
+        _threads_for(2 * n * v),
+    )
+    return None if bad else (values, aux, stats)
+
+
+def distill_grad(
+    s: Array,
+    t: Array,
+    stats: Array,
+    aux: Array,
+    coef: Array,
+    *,
+    divergence: str,
+    beta: float = 0.5,
+    inv_temperature: float = 1.0,
+    teacher_probs: bool = False,
+    keep: Array | None = None,
+    grad_out: Array,
+) -> bool:
+    """The gradient of :func:`distill` (``coef_i * value_i`` with respect to ``s``) into ``grad_out``, recomputed
+    from the ``stats`` and ``aux`` that :func:`distill` returned (rows where ``keep`` is False get zeros).
+    False (nothing written) if it cannot run."""
+    fns = _fns()
+    suffix = _suffix(s, t)
+    if fns is None or suffix is None or s.ndim != 2 or s.shape != t.shape or not isinstance(grad_out, np.ndarray):
+        return False
+    if grad_out.dtype != s.dtype or grad_out.shape != s.shape or not grad_out.flags.c_contiguous:
+        return False
+    n, v = s.shape
+    if not (n and v):
+        return True
+    s, t = np.ascontiguousarray(s), np.ascontiguousarray(t)
+    fns[f"ce_distill_grad_{suffix}"](
+        _ptr(s),
+        _ptr(t),
+        n,
+        v,
+        DIVERGENCES[divergence],
+        int(teacher_probs),
+        float(beta),
+        float(inv_temperature),
+        _ptr(None if keep is None else np.ascontiguousarray(keep, dtype=np.uint8).reshape(n)),
+        _ptr(np.ascontiguousarray(stats, dtype=np.float64).reshape(n, 4)),
+        _ptr(np.ascontiguousarray(np.broadcast_to(aux, (n,)), dtype=np.float64)),
+        _ptr(np.ascontiguousarray(np.broadcast_to(coef, (n,)), dtype=np.float64)),
+        _ptr(grad_out),
+        _threads_for(2 * n * v),
+    )
+    return True
+
+
 def read_floor(x: Array) -> float:
     """Read every value of a float32 array once with all threads (the benchmarks' floor)."""
     fns = _fns()
