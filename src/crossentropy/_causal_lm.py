@@ -130,9 +130,9 @@ def head_statistics(
     For a plain linear head, from the hidden states block by block without
     the ``N x V`` logits (:func:`crossentropy.torch.linear_token_statistics`),
     the hidden states cast to the weight's dtype as :func:`linear_loss` casts
-    them, so that ``-logprob`` is its loss to the last float32 bit or two
-    (the same logits; the two kernels sum the exponentials in their own
-    order). Any other head (one whose forward is not ``torch.nn.Linear``'s)
+    them, so that ``-logprob`` is its loss to a float32 bit or two of the
+    log-sum-exp (the same logits; the two kernels sum the exponentials in
+    their own order). Any other head (one whose forward is not ``torch.nn.Linear``'s)
     runs its own forward on all rows and the statistics come from its
     logits. Under autocast the inputs take the autocast dtype, as in
     :func:`linear_loss`; the cap is applied in float32 for bfloat16 and
