@@ -575,3 +575,42 @@ def test_axe_finds_no_serious_violations(browser, address, size, tmp_path):
     assert _axe_violations(page, source) == []
     page.goto(_scored_report(tmp_path, 3.0))  # the verdict, the coloured card, the worst rows
     assert _axe_violations(page, source) == []
+
+
+def _perplexity_report(tmp_path) -> str:
+    """The report of a perplexity run (records built here: no model), with intervals."""
+    pytest.importorskip("matplotlib")
+    from crossentropy._perplexity import PerplexityReport
+    from crossentropy._perplexity_report import render
+    from test_perplexity_documents import _records
+
+    settings = {"model": "./models/a-model-with-a-long-name", "tokenizer": "0e456c9b19cd8c52", "vocab_size": 32000,
+                "context": 1024, "stride": 512, "prefix_token": 1}  # fmt: skip
+    report = PerplexityReport(_records(30, 5, empty=1), settings)
+    path = tmp_path / "perplexity.html"
+    payload = report.as_dict() | {"ci": report.intervals(200).as_dict()}
+    path.write_text(render(payload, generated="2026-01-02 03:04 UTC"), encoding="utf-8")
+    return path.as_uri()
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_the_perplexity_report_fits_the_screen(browser, size, tmp_path):
+    page, errors = _page(browser, size)
+    page.goto(_perplexity_report(tmp_path))
+    _no_horizontal_overflow(page)
+    order = page.eval_on_selector_all("main > *", "nodes => nodes.map(n => n.tagName + '.' + n.className)")
+    assert order[:3] == ["H1.", "DIV.verdict", "DIV.headline"]
+    assert order[-1] == "FOOTER."
+    card = page.locator(".card", has_text="calibration").first
+    assert card.locator(".value").inner_text() in ("overconfident", "underconfident", "well calibrated")
+    smallest = page.eval_on_selector_all("figure img", FIGURE_TEXT)
+    assert len(smallest) == 1  # the reliability diagram
+    assert min(smallest) >= 10, smallest
+    assert page.eval_on_selector_all("img", "imgs => imgs.filter(i => !i.complete || !i.naturalWidth).length") == 0
+    assert page.eval_on_selector_all("th", "ths => ths.filter(t => !t.textContent.trim()).length") == 0
+    source = _axe_source()
+    if source is not None:
+        assert _axe_violations(page, source) == []
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"perplexity-report-{size[0]}.png"), full_page=True)
+    assert errors == []

@@ -34,22 +34,36 @@ from crossentropy._perplexity.fields import RECORD, Measure, Sum
 from optional import given, optional, st
 from test_perplexity import _byte_level_bpe, _llama, _metaspace_bpe, generated_text
 
-HEADLINE = ("token_perplexity", "bits_per_byte", "word_perplexity")
+PERPLEXITIES = ("token_perplexity", "bits_per_byte", "word_perplexity")
+STATISTICS = ("entropy_nats", "top1_accuracy", "ece")
+HEADLINE = PERPLEXITIES + STATISTICS
 SETTINGS = {"model": "fake", "tokenizer": "characters", "vocab_size": 100}
+SUMS = ("nll_sum", "tokens", "bytes", "words", "entropy_sum")
+BINS = ("calibration_tokens", "calibration_correct", "calibration_confidence")
+
+
+def test_the_direct_computations_below_cover_every_headline_measure():
+    assert tuple(m.name for m in RECORD.measures if m.headline) == HEADLINE
 
 
 # --- a direct bootstrap in NumPy on the per-document records ----------------------------------------------
 
 
 def _arrays(records):
-    return {k: np.array([r[k] for r in records], dtype=np.float64) for k in ("nll_sum", "tokens", "bytes", "words")}
+    return {k: np.array([r[k] for r in records], dtype=np.float64) for k in SUMS + BINS}
 
 
-def _measures(nll, tokens, n_bytes, words):
+def _measures(s):
+    """The headline measures of summed records, written out: lm-evaluation-harness's, then the token statistics'."""
+    nll, tokens = s["nll_sum"], s["tokens"]
+    gaps = np.abs(s["calibration_confidence"] - s["calibration_correct"])
     return {
         "token_perplexity": math.exp(nll / tokens),
-        "bits_per_byte": nll / n_bytes / math.log(2),
-        "word_perplexity": math.exp(nll / words),
+        "bits_per_byte": nll / s["bytes"] / math.log(2),
+        "word_perplexity": math.exp(nll / s["words"]),
+        "entropy_nats": s["entropy_sum"] / tokens,
+        "top1_accuracy": s["calibration_correct"].sum() / tokens,
+        "ece": float(gaps.sum()) / tokens,
     }
 
 
@@ -60,8 +74,8 @@ def direct_replicates(records, replicates, seed):
     out = []
     for _ in range(replicates):
         i = rng.integers(0, len(records), size=len(records))
-        nll, tokens, n_bytes, words = (float(x[k][i].sum()) for k in ("nll_sum", "tokens", "bytes", "words"))
-        out.append(_measures(nll, tokens, n_bytes, words) if tokens else None)
+        s = {k: v[i].sum(axis=0) for k, v in x.items()}
+        out.append(_measures(s) if s["tokens"] else None)
     return out
 
 
@@ -77,9 +91,25 @@ def direct_paired(records_a, records_b, replicates, seed, measures=HEADLINE):
     for m in measures:
         low, high = np.percentile([b[m] - a[m] for a, b in kept], [2.5, 97.5])
         scored = [(a, b) for a, b in zip(records_a, records_b, strict=True) if a["tokens"] and b["tokens"]]
-        better = sum(1 for a, b in scored if b[m] < a[m])
+        better = {
+            "top1_accuracy": sum(1 for a, b in scored if b[m] > a[m]),  # higher is better
+            "entropy_nats": None,  # no better side
+        }.get(m, sum(1 for a, b in scored if b[m] < a[m]))
         out[m] = (float(low), float(high), better, len(scored))
     return out
+
+
+def random_statistics(tokens, rng):
+    """Token statistics' sums of ``tokens`` tokens: entropies, and top-1 probabilities binned with their hits."""
+    p = rng.uniform(1 / 15, 1.0, size=tokens) ** rng.uniform(0.5, 2.0)
+    right = rng.random(tokens) < p**1.3  # a little overconfident
+    k = np.minimum((p * 15).astype(np.int64), 14)
+    return {
+        "entropy_sum": float(rng.uniform(0.5, 3.0, size=tokens).sum()),
+        "calibration_tokens": tuple(np.bincount(k, minlength=15).tolist()),
+        "calibration_correct": tuple(np.bincount(k[right], minlength=15).tolist()),
+        "calibration_confidence": tuple(np.bincount(k, weights=p, minlength=15).tolist()),
+    }
 
 
 def _records(n, seed, *, empty=0):
@@ -93,6 +123,7 @@ def _records(n, seed, *, empty=0):
             "bytes": tokens * int(rng.integers(2, 6)),
             "words": tokens // 3 + 1,
             "nll_sum": float(tokens * rng.uniform(1.0, 4.0)),
+            **random_statistics(tokens, rng),
         }
         docs.append(DocumentScore(f"doc{i}", file="d.jsonl", line=i + 1, sums=sums))
     return docs
@@ -121,6 +152,7 @@ def test_paired_comparison_equals_a_direct_numpy_paired_bootstrap(tokens):
     rng = np.random.default_rng(5)
     for d in b:
         d.sums["nll_sum"] *= float(rng.uniform(0.9, 1.05))
+        d.sums.update(random_statistics(d.tokens, rng))  # B predicts the same tokens otherwise
     comparison = paired(a, b, 400, seed=9, tokens=tokens)
     compared = HEADLINE if tokens else ("bits_per_byte", "word_perplexity")
     assert list(comparison.differences) == list(compared)
@@ -133,18 +165,22 @@ def test_paired_comparison_equals_a_direct_numpy_paired_bootstrap(tokens):
         assert (d.better, d.compared) == (better, scored)
         assert scored == 28  # the documents with tokens
         assert (d.a, d.b, d.difference) == (total_a[m], total_b[m], total_b[m] - total_a[m])
-        assert d.share_better == better / 28
+        assert d.share_better == (None if better is None else better / 28)
     assert comparison.tokens is tokens
     assert (comparison.note is None) is tokens
     if not tokens:
-        assert "token perplexity not compared" in comparison.note
+        assert comparison.note == (
+            "the tokenizers differ: token perplexity, mean entropy (nats/token), top-1 accuracy, calibration error "
+            "(ECE) not compared, only the measures per byte and per word"
+        )
 
 
 def test_two_runs_with_equal_records_differ_by_exactly_zero():
     a, b = _report(_records(12, 4, empty=1)), _report(_records(12, 4, empty=1))
     comparison = a.compare(b, replicates=500, seed=1)
-    for d in comparison.differences.values():
-        assert (d.difference, d.low, d.high, d.better) == (0.0, 0.0, 0.0, 0)
+    assert list(comparison.differences) == list(HEADLINE)
+    for name, d in comparison.differences.items():
+        assert (d.difference, d.low, d.high, d.better) == (0.0, 0.0, 0.0, None if name == "entropy_nats" else 0)
     assert comparison.a == comparison.b
 
 
@@ -201,8 +237,24 @@ def fake_encode(text):
 
 
 def fake_score(windows):
-    """A window's "negative log-likelihood": from its scored targets alone, so batches cannot change it."""
-    return [float(sum(0.1 * (t % 11) + 0.05 for t in w.targets[w.targets != IGNORE])) for w in windows]
+    """A window's sums (negative log-likelihood, token statistics): from its scored targets alone, so batches
+    cannot change them."""
+    out = []
+    for w in windows:
+        t = w.targets[w.targets != IGNORE]
+        p = (t % 13 + 1) / 14  # the "top-1 probability" of each token, in (0, 1]
+        k = np.minimum((p * 15).astype(np.int64), 14)
+        right = t % 3 == 0
+        out.append(
+            {
+                "nll_sum": float(sum(0.1 * (t % 11) + 0.05)),
+                "entropy_sum": float(sum(0.2 * (t % 5) + 0.1)),
+                "calibration_tokens": tuple(np.bincount(k, minlength=15).tolist()),
+                "calibration_correct": tuple(np.bincount(k[right], minlength=15).tolist()),
+                "calibration_confidence": tuple(np.bincount(k, weights=p, minlength=15).tolist()),
+            }
+        )
+    return out
 
 
 def fake_run(paths, batch_size=1, **kwargs):
@@ -233,6 +285,16 @@ def shards(tmp_path):
     whole = write_jsonl(tmp_path / "all.jsonl", DOCS)
     parts = [write_jsonl(tmp_path / f"part{k}.jsonl", DOCS[3 * k : 3 * k + 3]) for k in range(3)]
     return whole, parts
+
+
+def test_a_score_must_give_every_sum_of_a_window(tmp_path):
+    path = write_jsonl(tmp_path / "d.jsonl", DOCS[:2])
+
+    def nll_only(windows):
+        return [{"nll_sum": s["nll_sum"]} for s in fake_score(windows)]
+
+    with pytest.raises(ValueError, match=r"score: a window's sums must be \['calibration_confidence', "):
+        run(path, encode=fake_encode, score=nll_only, prefix=1, context=16, stride=16, settings=SETTINGS)
 
 
 @pytest.mark.parametrize("batch_size", [1, 3, 8])
@@ -400,12 +462,12 @@ def test_merge_refuses_records_that_do_not_make_one_run(tmp_path):
 
 
 def test_a_sum_added_to_the_record_flows_through_totals_merge_and_bootstrap(monkeypatch, tmp_path):
-    """What item 6 of issue 30 will add (per-bin counts, entropy sums), declared here: no other code changes."""
+    """A statistic beyond the record's (per-bin counts, a float sum), declared here: no other code changes."""
     bins = Sum("right_per_bin", integer=True, size=3)  # tokens right, per confidence bin
-    entropy = Sum("entropy_sum")  # summed entropy of the predicted distribution, nats
+    entropy = Sum("other_entropy_sum")  # summed entropy of another distribution, nats
 
     def mean_entropy(s):
-        return s["entropy_sum"] / s["tokens"]
+        return s["other_entropy_sum"] / s["tokens"]
 
     def top_bin_share(s):
         return s["right_per_bin"][..., 2] / s["tokens"]
@@ -423,12 +485,12 @@ def test_a_sum_added_to_the_record_flows_through_totals_merge_and_bootstrap(monk
     rng = np.random.default_rng(0)
     docs = _records(10, 3)
     for d in docs:
-        d.add({"right_per_bin": tuple(int(k) for k in rng.integers(0, 5, 3)), "entropy_sum": float(rng.random())})
+        d.add({"right_per_bin": tuple(int(k) for k in rng.integers(0, 5, 3)), "other_entropy_sum": float(rng.random())})
     report = _report(docs)
     total = report.total
     assert total.sums["right_per_bin"] == tuple(sum(d.sums["right_per_bin"][k] for d in docs) for k in range(3))
-    assert total.sums["entropy_sum"] == math.fsum(d.sums["entropy_sum"] for d in docs)
-    assert total.metrics()["mean_entropy"] == total.sums["entropy_sum"] / total.tokens
+    assert total.sums["other_entropy_sum"] == math.fsum(d.sums["other_entropy_sum"] for d in docs)
+    assert total.metrics()["mean_entropy"] == total.sums["other_entropy_sum"] / total.tokens
     path = tmp_path / "r.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in report.records()))
     (merged,) = read_records([path])
@@ -508,7 +570,8 @@ def test_cli_intervals_equal_a_direct_bootstrap_on_the_documents_file(models, co
     expected = direct_bootstrap(records, 300, 5)
     assert result["ci"]["documents"] == len(records)
     for m in HEADLINE:
-        assert (result["ci"][m]["low"], result["ci"][m]["high"]) == pytest.approx(expected[m], rel=1e-12)
+        assert (result["ci"][m]["low"], result["ci"][m]["high"]) == pytest.approx(expected[m], rel=1e-12, abs=1e-15)
+    for m in PERPLEXITIES:
         assert result["ci"][m]["low"] < result[m] < result["ci"][m]["high"]
 
 
@@ -548,7 +611,8 @@ def test_cli_the_same_model_twice_differs_by_exactly_zero(models, corpus, tmp_pa
         result = _json(cli("perplexity", *args))
         for m in HEADLINE:
             got = result["comparison"][m]
-            assert (got["difference"], got["low"], got["high"], got["b_better"]) == (0.0, 0.0, 0.0, 0)
+            none = None if m == "entropy_nats" else 0  # the entropy has no better side
+            assert (got["difference"], got["low"], got["high"], got["b_better"]) == (0.0, 0.0, 0.0, none)
 
 
 def test_cli_comparison_across_tokenizers_compares_bytes_and_words_only(models, corpus, cli):
@@ -559,10 +623,10 @@ def test_cli_comparison_across_tokenizers_compares_bytes_and_words_only(models, 
     assert comparison["same_tokenizer"] is False
     assert {"bits_per_byte", "word_perplexity"} <= comparison.keys()
     assert "token_perplexity" not in comparison
-    assert "token perplexity not compared" in comparison["note"]
+    assert comparison["note"].startswith("the tokenizers differ: token perplexity, mean entropy")
     assert result["a"]["tokens"] != result["b"]["tokens"]
     table = cli("perplexity", *args)
-    assert "token perplexity not compared" in table.out
+    assert "the tokenizers differ: token perplexity, mean entropy" in " ".join(table.out.split())
 
 
 def test_cli_refuses_another_vocabulary_under_one_tokenizer_before_scoring(models, corpus, cli, monkeypatch):

@@ -13,6 +13,11 @@ It leads with the verdict (how much the model beats the baseline, whether it
 is overconfident, underconfident or well calibrated, and what a temperature
 would recover), then the headline cards, then the details, and ends with the
 facts about the file and the run.
+
+Its building blocks (the page, the cards, tables and SVG figures, the
+calibration section with its reliability diagram, the facts) are public, so
+that another report in the same style, perplexity's
+(:mod:`crossentropy._perplexity_report`), is made of the same parts.
 """
 
 from __future__ import annotations
@@ -27,7 +32,23 @@ from typing import Any
 
 from . import __version__, plot
 
-__all__ = ["render"]
+__all__ = [
+    "FIGURE_SIZE",
+    "STYLE",
+    "VERDICT_CLASS",
+    "calibration_card",
+    "calibration_section",
+    "card",
+    "facts_list",
+    "figure",
+    "now",
+    "num",
+    "page",
+    "percent",
+    "render",
+    "svg",
+    "table",
+]
 
 STYLE = """
 *{box-sizing:border-box}
@@ -79,7 +100,7 @@ FIGURE_STYLE: Any = {"font.size": 13, "svg.fonttype": "none", "svg.hashsalt": "c
 stays text (``svg.fonttype``), drawn by the browser; the salt makes the SVG's ids reproducible."""
 
 
-def _svg(draw: Callable[[Any], Any], size: tuple[float, float] = FIGURE_SIZE) -> str:
+def svg(draw: Callable[[Any], Any], size: tuple[float, float] = FIGURE_SIZE) -> str:
     """The figure ``draw(ax)`` makes, as base64 SVG."""
     import matplotlib
 
@@ -98,7 +119,7 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _num(value: Any, unit: str = "", digits: int = 4) -> str:
+def num(value: Any, unit: str = "", digits: int = 4) -> str:
     """A number with its unit; ``—`` for a missing value."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "—"
@@ -124,13 +145,13 @@ def _finite(value: Any) -> float | None:
     return float(value) if _is_number(value) and math.isfinite(value) else None
 
 
-def _percent(value: Any) -> str:
+def percent(value: Any) -> str:
     if not _is_number(value) or math.isnan(value):
         return "—"
     return f"{100 * value:.1f} %"
 
 
-def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], caption: str, *, text: int | None = None) -> str:
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]], caption: str, *, text: int | None = None) -> str:
     """A table whose first column heads its rows; column ``text`` (if any) holds words, aligned left."""
 
     def cell(i: int, c: str) -> str:
@@ -150,7 +171,7 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], caption: str, 
     )
 
 
-def _figure(data: str, alt: str, caption: str, size: tuple[float, float] = FIGURE_SIZE) -> str:
+def figure(data: str, alt: str, caption: str, size: tuple[float, float] = FIGURE_SIZE) -> str:
     width, height = round(96 * size[0]), round(96 * size[1])  # CSS pixels: 96 per inch, as the SVG says in pt
     return (
         f'<figure><img alt="{html.escape(alt)}" width="{width}" height="{height}" '
@@ -158,7 +179,7 @@ def _figure(data: str, alt: str, caption: str, size: tuple[float, float] = FIGUR
     )
 
 
-def _card(label: str, value: str, note: str = "", css: str = "") -> str:
+def card(label: str, value: str, note: str = "", css: str = "") -> str:
     note_html = f'<div class="note">{note}</div>' if note else ""
     return (
         f'<div class="card{" " + css if css else ""}"><div class="label">{label}</div>'
@@ -170,59 +191,63 @@ VERDICT_CLASS = {"overconfident": "warn", "underconfident": "warn", "well calibr
 """The colour of the calibration card: yellow for a miscalibration, green for none."""
 
 
+def calibration_card(calibration: Mapping[str, Any], interval: str = "") -> str:
+    """The calibration card: the verdict in colour with the expected calibration error (and its ``interval``,
+    HTML), or the error alone when there is no verdict."""
+    ece = num(calibration.get("ece"), digits=3) + interval
+    verdict = calibration.get("verdict")
+    if verdict:
+        return card(
+            "calibration",
+            html.escape(verdict),
+            f"expected calibration error {ece} (0 is perfect; 0.05: confidence off by 5 points on average)",
+            VERDICT_CLASS.get(verdict, ""),
+        )
+    return card("expected calibration error", ece, "0 is perfect; 0.05 means confidence is off by 5 points on average")
+
+
+def now() -> str:
+    """A report's time stamp: the current time in UTC, to the minute."""
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
 def _headline(r: Mapping[str, Any], unit: str) -> str:
     mean, baseline = r.get("mean_loss"), r.get("baseline_loss")
-    cards = [_card("mean loss", _num(mean, unit), f"{html.escape(str(r.get('convention', 'exact')))} convention")]
+    cards = [card("mean loss", num(mean, unit), f"{html.escape(str(r.get('convention', 'exact')))} convention")]
     base_value, mean_value = _finite(baseline), _finite(mean)
     if base_value is not None and mean_value is not None:
         gain = base_value - mean_value
         relative = f"{100 * gain / base_value:.1f} % lower" if base_value > 0 else ""
         css = "good" if gain > 0 else "bad"
-        cards.append(_card("baseline: class frequencies only", _num(baseline, unit), "a model that ignores the input"))
+        cards.append(card("baseline: class frequencies only", num(baseline, unit), "a model that ignores the input"))
         cards.append(
-            _card(
+            card(
                 "improvement over the baseline",
-                f'<span class="{css}">{_num(gain, unit)}</span>',
+                f'<span class="{css}">{num(gain, unit)}</span>',
                 relative if gain > 0 else "the model does no better than the class frequencies",
             )
         )
     elif baseline is not None:
-        cards.append(_card("baseline: class frequencies only", _num(baseline, unit)))
-    cards.append(_card("accuracy", _percent(r.get("accuracy")), "top prediction equals the label"))
+        cards.append(card("baseline: class frequencies only", num(baseline, unit)))
+    cards.append(card("accuracy", percent(r.get("accuracy")), "top prediction equals the label"))
     calibration = r.get("calibration", {})
-    ece = _num(calibration.get("ece"), digits=3)
-    verdict = calibration.get("verdict")
-    if verdict:
-        cards.append(
-            _card(
-                "calibration",
-                html.escape(verdict),
-                f"expected calibration error {ece} (0 is perfect; 0.05: confidence off by 5 points on average)",
-                VERDICT_CLASS.get(verdict, ""),
-            )
-        )
-    else:
-        cards.append(
-            _card(
-                "expected calibration error", ece, "0 is perfect; 0.05 means confidence is off by 5 points on average"
-            )
-        )
+    cards.append(calibration_card(calibration))
     if "temperature" in calibration:
         after = calibration.get("mean_loss_after")
         cards.append(
-            _card(
+            card(
                 "loss after a temperature",
-                _num(after, unit),
-                f"T = {_num(calibration['temperature'])}; {html.escape(str(calibration.get('fitted_on', '')))}",
+                num(after, unit),
+                f"T = {num(calibration['temperature'])}; {html.escape(str(calibration.get('fitted_on', '')))}",
                 "fine" if _is_number(after) and _is_number(mean) and after < mean else "",
             )
         )
     if "bootstrap" in r:
         lo, hi = r["bootstrap"]["ci95"]
         cards.append(
-            _card(
+            card(
                 "95 % interval of the mean loss",
-                f"{_num(lo)} – {_num(hi, unit)}",
+                f"{num(lo)} – {num(hi, unit)}",
                 f"{r['bootstrap']['replicates']:,} bootstrap replicates",
             )
         )
@@ -237,12 +262,12 @@ def _verdict(r: Mapping[str, Any], unit: str) -> str:
         if mean < baseline:
             lower = f" ({100 * (baseline - mean) / baseline:.1f} % lower)" if baseline > 0 else ""
             sentences.append(
-                f"Mean loss {_num(mean, unit)} against {_num(baseline, unit)} for the class frequencies alone{lower}: "
+                f"Mean loss {num(mean, unit)} against {num(baseline, unit)} for the class frequencies alone{lower}: "
                 "the inputs tell the model something."
             )
         else:
             sentences.append(
-                f"Mean loss {_num(mean, unit)}: no better than the {_num(baseline, unit)} of predicting the class "
+                f"Mean loss {num(mean, unit)}: no better than the {num(baseline, unit)} of predicting the class "
                 "frequencies for every row."
             )
     elif r.get("mean_loss") == math.inf:
@@ -261,20 +286,20 @@ def _verdict(r: Mapping[str, Any], unit: str) -> str:
             f"{html.escape(str(calibration.get('verdict_reason', '')))}."
         )
     if "temperature" in calibration:
-        t = _num(calibration["temperature"])
+        t = num(calibration["temperature"])
         before, after = calibration.get("mean_loss_before"), calibration.get("mean_loss_after")
         how = html.escape(str(calibration.get("fitted_on", "")))
-        ece = f"{_num(calibration.get('ece_before'), digits=3)} to {_num(calibration.get('ece_after'), digits=3)}"
+        ece = f"{num(calibration.get('ece_before'), digits=3)} to {num(calibration.get('ece_after'), digits=3)}"
         if _is_number(before) and _is_number(after) and after < before:
             digits = _distinct_digits(before, after)
             lower = f" ({100 * (before - after) / before:.2g} % lower)" if math.isfinite(before) and before > 0 else ""
             sentences.append(
-                f"A temperature of {t} would lower the loss from {_num(before, unit, digits)} to "
-                f"{_num(after, unit, digits)}{lower} and the calibration error from {ece} (measured by {how})."
+                f"A temperature of {t} would lower the loss from {num(before, unit, digits)} to "
+                f"{num(after, unit, digits)}{lower} and the calibration error from {ece} (measured by {how})."
             )
         else:
             sentences.append(
-                f"No temperature lowers the loss: {_num(before, unit)} before, {_num(after, unit)} with the "
+                f"No temperature lowers the loss: {num(before, unit)} before, {num(after, unit)} with the "
                 f"temperature {t} (measured by {how})."
             )
     if not sentences:
@@ -292,10 +317,10 @@ def _metadata(r: Mapping[str, Any], generated: str) -> str:
         ("crossentropy", html.escape(__version__)),
         (
             "rows",
-            f"{_num(r.get('rows_read'))} read, {_num(r.get('rows_scored'))} scored, "
-            f"{_num(r.get('rows_rejected'))} rejected",
+            f"{num(r.get('rows_read'))} read, {num(r.get('rows_scored'))} scored, "
+            f"{num(r.get('rows_rejected'))} rejected",
         ),
-        ("classes", _num(r.get("classes"))),
+        ("classes", num(r.get("classes"))),
     ]
     if r.get("label_column"):
         facts.append(("label column", html.escape(str(r["label_column"]))))
@@ -304,7 +329,7 @@ def _metadata(r: Mapping[str, Any], generated: str) -> str:
         facts.append((f"{kind} columns", html.escape(shown)))
     if "renormalized" in r or "sum_tolerance" in r:
         tolerance = r.get("sum_tolerance", "auto")
-        rule = "from the stored precision" if tolerance == "auto" else f"± {_num(tolerance)}"
+        rule = "from the stored precision" if tolerance == "auto" else f"± {num(tolerance)}"
         treatment = "renormalised to add up to 1" if r.get("renormalized") else f"must add up to 1 ({rule})"
         facts.append(("probability rows", treatment))
     facts += [
@@ -315,6 +340,11 @@ def _metadata(r: Mapping[str, Any], generated: str) -> str:
             f"{len(calibration.get('bins', []))} equal-width bins ({html.escape(calibration.get('kind', ''))})",
         ),
     ]
+    return facts_list(facts)
+
+
+def facts_list(facts: Sequence[tuple[str, str]]) -> str:
+    """The facts about a file and a run as a definition list (each value already HTML)."""
     return '<dl class="meta">' + "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in facts) + "</dl>"
 
 
@@ -350,18 +380,18 @@ def _class_section(r: Mapping[str, Any], unit: str) -> list[str]:
     class_rows = [
         [
             html.escape(str(c["class"])),
-            _num(c.get("count")),
-            _percent(int(c.get("count", 0)) / total),
-            _num(c.get("predicted")),
-            _percent(c.get("precision")),
-            _percent(c.get("recall")),
-            _num(c.get("mean_loss"), unit),
+            num(c.get("count")),
+            percent(int(c.get("count", 0)) / total),
+            num(c.get("predicted")),
+            percent(c.get("precision")),
+            percent(c.get("recall")),
+            num(c.get("mean_loss"), unit),
         ]
         for c in per_class
     ]
     sections = [
         "<h2>Per class</h2>",
-        _table(
+        table(
             ["class", "rows", "share", "predicted", "precision", "recall", f"mean loss ({unit})"],
             class_rows,
             "per-class counts, precision, recall and loss",
@@ -369,8 +399,8 @@ def _class_section(r: Mapping[str, Any], unit: str) -> list[str]:
     ]
     if per_class:
         sections.append(
-            _figure(
-                _svg(lambda ax: plot.per_class_loss(per_class, unit=unit, ax=ax)),
+            figure(
+                svg(lambda ax: plot.per_class_loss(per_class, unit=unit, ax=ax)),
                 f"Bar chart of the mean loss of each class, in {unit}",
                 "Mean loss of the rows of each true class: a tall bar is a class the model finds hard.",
             )
@@ -381,16 +411,24 @@ def _class_section(r: Mapping[str, Any], unit: str) -> list[str]:
 READING = {"within": "within tolerance", "over": "overconfident", "under": "underconfident"}
 
 
-def _calibration_section(calibration: Mapping[str, Any]) -> list[str]:
+def calibration_section(
+    calibration: Mapping[str, Any],
+    *,
+    items: str = "rows",
+    predicted: str = "predicted class",
+    title: str = "Calibration",
+) -> list[str]:
+    """The reliability diagram and the table of the calibration bins (a score's ``calibration`` entry, or one of that
+    form): ``items`` is what the bins count, ``predicted`` what the model's top choice is called."""
     binary = calibration.get("kind") == "positive class"
     bins = calibration.get("bins", [])
     bin_rows = [
         [
             f"{b['lower']:.2f} – {b['upper']:.2f}",
-            _num(b.get("count")),
-            _num(b.get("confidence"), digits=3),
-            _num(b.get("observed"), digits=3),
-            _num(
+            num(b.get("count")),
+            num(b.get("confidence"), digits=3),
+            num(b.get("observed"), digits=3),
+            num(
                 abs(b["observed"] - b["confidence"])
                 if _is_number(b.get("observed")) and _is_number(b.get("confidence"))
                 else None,
@@ -400,19 +438,19 @@ def _calibration_section(calibration: Mapping[str, Any]) -> list[str]:
         ]
         for b in bins
     ]
-    what = "the share of rows of class 1" if binary else "the share of rows whose predicted class is right"
+    what = f"the share of {items} of class 1" if binary else f"the share of {items} whose {predicted} is right"
     return [
-        f"<h2>Calibration ({html.escape(str(calibration.get('kind', '')))})</h2>",
-        _figure(
-            _svg(lambda ax: plot.reliability_diagram(calibration, ax=ax), size=(FIGURE_SIZE[0], 4.2)),
-            "Reliability diagram: observed frequency against predicted confidence per bin, with rows per bin",
+        f"<h2>{html.escape(title)} ({html.escape(str(calibration.get('kind', '')))})</h2>",
+        figure(
+            svg(lambda ax: plot.reliability_diagram(calibration, ax=ax, items=items), size=(FIGURE_SIZE[0], 4.2)),
+            f"Reliability diagram: observed frequency against predicted confidence per bin, with {items} per bin",
             f"Each bar is a confidence bin: its height is the observed frequency ({what}), the diamond the "
-            "mean confidence of its rows. Bars below the diagonal: the model is overconfident there; above it: "
-            "underconfident. The number at the foot of each bar is how many rows the bin holds.",
+            f"mean confidence of its {items}. Bars below the diagonal: the model is overconfident there; above it: "
+            f"underconfident. The number at the foot of each bar is how many {items} the bin holds.",
             size=(FIGURE_SIZE[0], 4.2),
         ),
-        _table(
-            ["confidence bin", "rows", "mean confidence", "observed frequency", "gap", "reading"],
+        table(
+            ["confidence bin", items, "mean confidence", "observed frequency", "gap", "reading"],
             bin_rows,
             "calibration bins",
             text=5,
@@ -429,13 +467,13 @@ def _loss_section(r: Mapping[str, Any], unit: str) -> list[str]:
         caption = f"Rows by their loss, in {html.escape(unit)}; the counts are on a log scale, so that the few rows "
         caption += "of large loss, where the model is confidently wrong, show."
         if _is_number(top):
-            caption += f" The largest finite loss is {_num(top, unit)}."
+            caption += f" The largest finite loss is {num(top, unit)}."
         if infinite:
             caption += f" {infinite:,} rows have an infinite loss (probability 0 for their true class)."
         sections += [
             "<h2>Per-row loss</h2>",
-            _figure(
-                _svg(lambda ax: plot.loss_histogram(histogram, unit=unit, log=True, ax=ax)),
+            figure(
+                svg(lambda ax: plot.loss_histogram(histogram, unit=unit, log=True, ax=ax)),
                 f"Histogram of the per-row loss in {unit}, counts on a log scale",
                 caption,
             ),
@@ -447,16 +485,16 @@ def _loss_section(r: Mapping[str, Any], unit: str) -> list[str]:
             "<p>Where to look next: each row's number in the file (data rows counted from 1, the header not "
             "counted), its label, its loss, the probability the model gave the label, and what it predicted "
             "instead.</p>",
-            _table(
+            table(
                 ["row", "label", f"loss ({unit})", "P(label)", "predicted", "P(predicted)"],
                 [
                     [
-                        _num(w.get("row")),
+                        num(w.get("row")),
                         html.escape(str(w.get("label"))),
-                        _num(w.get("loss"), unit),
-                        _num(w.get("label_probability"), digits=3),
+                        num(w.get("loss"), unit),
+                        num(w.get("label_probability"), digits=3),
                         html.escape(str(w.get("predicted"))),
-                        _num(w.get("predicted_probability"), digits=3),
+                        num(w.get("predicted_probability"), digits=3),
                     ]
                     for w in worst
                 ],
@@ -494,23 +532,23 @@ def render(summary: Mapping[str, Any], result: Mapping[str, Any], *, generated: 
     """
     r = {**result, **summary}
     unit = str(r.get("unit", "nats"))
-    when = generated or datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    when = generated or now()
     calibration = r.get("calibration", {"bins": [], "ece": math.nan, "kind": ""})
     sections = [
         f"<h1>Score of {html.escape(str(r.get('file', '')))}</h1>",
         _verdict(r, unit),
         _headline(r, unit),
         *_class_section(r, unit),
-        *_calibration_section(calibration),
+        *calibration_section(calibration),
         *_loss_section(r, unit),
     ]
     rejected = r.get("rejected") or []
     if rejected:
         sections += [
-            f"<h2>Rejected rows (first {len(rejected)} of {_num(r.get('rows_rejected'))})</h2>",
-            _table(
+            f"<h2>Rejected rows (first {len(rejected)} of {num(r.get('rows_rejected'))})</h2>",
+            table(
                 ["row", "reason"],
-                [[_num(x.get("row")), html.escape(str(x.get("reason", "")))] for x in rejected],
+                [[num(x.get("row")), html.escape(str(x.get("reason", "")))] for x in rejected],
                 "rejected rows",
                 text=1,
             ),
@@ -522,11 +560,15 @@ def render(summary: Mapping[str, Any], result: Mapping[str, Any], *, generated: 
         _metadata(r, when),
         "</footer>",
     ]
-    title = html.escape(f"crossentropy score: {r.get('file', '')}")
+    return page(f"crossentropy score: {r.get('file', '')}", sections)
+
+
+def page(title: str, sections: Sequence[str]) -> str:
+    """One self-contained HTML document: the report's style, ``title`` (text) and ``sections`` (HTML) in order."""
     return (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
         "<meta name='viewport' content='width=device-width, initial-scale=1'>"
-        f"<title>{title}</title><style>{STYLE}"
+        f"<title>{html.escape(title)}</title><style>{STYLE}"
         ".visually-hidden{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}</style>"
         "</head><body><main>" + "".join(sections) + "</main>" + RESIZE + "</body></html>"
     )

@@ -271,8 +271,11 @@ def linear_token_statistics(
     inputs and the results is one block of logits (and, on the CPU, the C
     kernel's float32 copy of a bfloat16/float16 block). The products are
     computed in the inputs' dtype, as the model's own output layer computes
-    them, also under autocast (cast the inputs for another dtype); the
-    statistics are accumulated as in :func:`token_statistics`.
+    them, also under autocast (cast the inputs for another dtype); the cap
+    in float32 for bfloat16/float16 products, as the fused loss of a Gemma
+    model patched by :func:`crossentropy.transformers.patch` caps them (so
+    that ``-logprob`` is its per-token loss); the statistics are
+    accumulated as in :func:`token_statistics`.
 
     Parameters
     ----------

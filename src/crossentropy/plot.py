@@ -362,7 +362,7 @@ def entropy_vs_classes(max_classes: int = 32, *, base: float | None = 2, ax: Axe
     return ax
 
 
-def reliability_diagram(calibration: Mapping[str, Any], *, ax: Axes | None = None) -> Axes:
+def reliability_diagram(calibration: Mapping[str, Any], *, ax: Axes | None = None, items: str = "rows") -> Axes:
     """Observed frequency against predicted confidence per bin, with the rows in each bin.
 
     Parameters
@@ -370,9 +370,12 @@ def reliability_diagram(calibration: Mapping[str, Any], *, ax: Axes | None = Non
     calibration : mapping
         The ``calibration`` entry of a ``crossentropy score`` result: ``kind``,
         ``ece`` and ``bins`` with ``lower``, ``upper``, ``count``,
-        ``confidence`` and ``observed``.
+        ``confidence`` and ``observed`` (or the ``calibration`` of a
+        ``crossentropy perplexity`` result, whose bins count tokens).
     ax : matplotlib Axes, optional
         Where to draw.
+    items : str, optional
+        What the bins count, as the legend names it (default ``"rows"``).
 
     Returns
     -------
@@ -403,7 +406,7 @@ def reliability_diagram(calibration: Mapping[str, Any], *, ax: Axes | None = Non
     ax.set_title(f"Reliability: ECE = {ece_text}")
     # under the axes, where it covers no bar; the rows of each bin are the numbers at the foot of its bar
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=2, frameon=False, fontsize="small",
-              title="numbers at the foot of the bars: rows per bin", title_fontsize="small")  # fmt: skip
+              title=f"numbers at the foot of the bars: {items} per bin", title_fontsize="small")  # fmt: skip
     return ax
 
 

@@ -17,9 +17,10 @@ the patching; what a model family is and the head's fused loss live in
   the largest tensor of a training step, never exist. :func:`unpatch` undoes
   it.
 - :func:`perplexity` streams a text or JSONL file of any size through a
-  model with rolling windows, fused linear + cross-entropy per window, and
+  model with rolling windows, the fused token statistics per window, and
   reports the cross-entropy, token perplexity, bits per byte and word
-  perplexity with the definitions of EleutherAI's lm-evaluation-harness;
+  perplexity with the definitions of EleutherAI's lm-evaluation-harness,
+  and the mean entropy, top-1 accuracy and next-token calibration error;
   ``crossentropy perplexity MODEL_DIR TEXT...`` is its command line.
 
 Examples

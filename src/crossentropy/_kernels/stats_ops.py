@@ -11,7 +11,8 @@ Two operations, whichever kernel module computes the rows (the caller,
   computed over blocks of rows into one reused ``rows x V`` buffer, so that
   the ``N x V`` logits never exist: the peak memory beyond the inputs and
   outputs is one block (and, for bfloat16/float16 logits on the CPU, the C
-  kernel's float32 copy of it).
+  kernel's float32 copy of it; soft-capped ones are capped into a reused
+  float32 block, which the kernel reads as it is).
 
 Both check the targets first (:func:`.stats_torch.check_targets`: an error
 naming the position on the CPU, a device-side assertion elsewhere), carry no
@@ -118,10 +119,14 @@ def _linear_token_statistics(
     n = targets.numel()
     rows = hidden.reshape(n, hidden.shape[-1])
     labels = targets.reshape(n).to(torch.int64)
-    out = _empty(hidden, torch.Size((n,)), work_dtype(hidden.dtype))
+    acc = work_dtype(hidden.dtype)
+    out = _empty(hidden, torch.Size((n,)), acc)
     run = _rows(kernel)
     # one buffer for every block's logits: a new allocation per block would be page-faulted in again each time
     buffer = hidden.new_empty((min(chunk, n), v), dtype=weight.dtype)
+    # bfloat16/float16 logits are capped in float32, as linear_cross_entropy caps them (tanh rounded to 8 or 11 bits
+    # would move a capped logit by up to cap * 2**-9), into a float32 block the CPU kernel then reads without a copy
+    capped = hidden.new_empty((min(chunk, n), v), dtype=acc) if softcap and acc != weight.dtype else None
     for start in range(0, n, chunk):
         end = min(n, start + chunk)
         logits = buffer[: end - start]
@@ -129,6 +134,8 @@ def _linear_token_statistics(
             torch.mm(rows[start:end], weight.t(), out=logits)
         else:  # the bias added before the product is rounded, as torch.nn.functional.linear does
             torch.addmm(bias, rows[start:end], weight.t(), out=logits)
+        if capped is not None:
+            logits = capped[: end - start].copy_(logits)
         if softcap:
             logits.div_(softcap).tanh_().mul_(softcap)
         part = run(logits, labels[start:end], ignore_index=ignore_index, temperature=temperature)
@@ -174,8 +181,10 @@ def linear_token_statistics(
     ``hidden`` is ``(*, D)``, ``weight`` ``(V, D)``, ``bias`` ``(V,)`` or
     None, ``targets`` of ``hidden``'s shape without ``D``; the products are
     computed in the inputs' dtype (the logits a model in that dtype
-    produces), the statistics accumulated as :func:`token_statistics` does.
-    ``softcap`` 0 means no capping.
+    produces), the cap in the accumulation dtype (float32 for bfloat16 and
+    float16, as :func:`.autograd.linear_cross_entropy` caps them), the
+    statistics accumulated as :func:`token_statistics` does. ``softcap`` 0
+    means no capping.
     """
     op: Any = _linear_token_statistics if _eager() else _linear_token_statistics_op
     return cast(

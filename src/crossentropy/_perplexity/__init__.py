@@ -3,10 +3,11 @@
 The engine knows nothing of models: it reads a text file (or a JSONL file
 of documents) in pieces, turns each document into token ids with an
 ``encode`` function, cuts the ids into the rolling windows below, and hands
-batches of windows to a ``score`` function that returns each window's summed
-negative log-likelihood. :mod:`crossentropy._perplexity.model` supplies both
-functions for a Hugging Face model (the score by fused linear +
-cross-entropy); only that module imports torch.
+batches of windows to a ``score`` function that returns each window's sums:
+the negative log-likelihood and the token statistics (summed entropy,
+calibration bins). :mod:`crossentropy._perplexity.model` supplies both
+functions for a Hugging Face model (the score by the fused token statistics
+of the LM head's logits); only that module imports torch.
 
 Definitions (those of EleutherAI's lm-evaluation-harness, the common
 evaluation harness, so that the numbers compare):
@@ -37,6 +38,11 @@ evaluation harness, so that the numbers compare):
 
   Sums run over the documents first (a corpus-level, not a mean of
   per-document, figure), as the harness's weighted mean does.
+- **the token statistics** (ours, from the same pass over the logits): the
+  mean entropy of the predictions, the top-1 accuracy and the next-token
+  expected calibration error over 15 bins of the top-1 probability, each a
+  ratio of sums over the documents' tokens too (see
+  :mod:`~crossentropy._perplexity.fields`).
 
 
 Documents are the unit of everything beyond the corpus's numbers: a text
@@ -53,7 +59,8 @@ The package, one module per job: :mod:`~crossentropy._perplexity.text`
 (rolling windows, batches, :func:`run`), :mod:`~crossentropy._perplexity.fields`
 (the record's fields, how each adds up, the measures),
 :mod:`~crossentropy._perplexity.records` (per-document scores and the
-report), :mod:`~crossentropy._perplexity.intervals` (bootstrap intervals and
+report), :mod:`~crossentropy._perplexity.calibration` (the reliability bins
+and their verdict), :mod:`~crossentropy._perplexity.intervals` (bootstrap intervals and
 paired comparisons), :mod:`~crossentropy._perplexity.merge` (reading records
 back) and :mod:`~crossentropy._perplexity.model` (a Hugging Face model as
 ``encode`` and ``score``; imported on its own, as it imports torch).

@@ -2,8 +2,9 @@
 
 The engine knows nothing of models: it takes an ``encode`` function (text to
 token ids and offsets) and a ``score`` function (windows to each window's
-summed negative log-likelihood); :mod:`crossentropy._perplexity.model`
-supplies both for a Hugging Face model. This module never imports torch.
+sums over its scored tokens: the negative log-likelihood and the token
+statistics); :mod:`crossentropy._perplexity.model` supplies both for a
+Hugging Face model. This module never imports torch.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .._validation import InputError
+from .fields import COUNTED, RECORD
 from .records import DocumentScore, PerplexityReport
 from .text import PIECE_BYTES, WHITESPACE, Encode, jsonl_documents, read_pieces, text_tokens, word_count
 
@@ -32,8 +34,12 @@ class Window(NamedTuple):
     targets: np.ndarray[Any, np.dtype[np.int64]]
 
 
-Score = Callable[[Sequence[Window]], Sequence[float]]
-"""Windows -> each window's summed negative log-likelihood (nats) of its scored targets."""
+Score = Callable[[Sequence[Window]], Sequence[Mapping[str, Any]]]
+"""Windows -> each window's sums over its scored targets: every sum of the record but those the engine counts
+(:data:`~crossentropy._perplexity.fields.COUNTED`), i.e. ``nll_sum`` (nats), ``entropy_sum`` and the
+calibration bins (see :mod:`~crossentropy._perplexity.fields`)."""
+
+_SCORED = frozenset(f.name for f in RECORD.sums) - frozenset(COUNTED)
 
 
 # --- rolling windows -----------------------------------------------------------------------------
@@ -95,9 +101,11 @@ class _Batches:
     def flush(self) -> None:
         if not self.pending:
             return
-        for window, nll in zip(self.pending, self.score(self.pending), strict=True):
+        for window, sums in zip(self.pending, self.score(self.pending), strict=True):
+            if sums.keys() != _SCORED:
+                raise ValueError(f"score: a window's sums must be {sorted(_SCORED)}, got {sorted(sums)}")
             scored = int(np.count_nonzero(window.targets != IGNORE))
-            self.documents[window.document].add({"tokens": scored, "nll_sum": float(nll)})
+            self.documents[window.document].add({"tokens": scored, **sums})
             self.tokens += scored
         self.pending = []
 

@@ -26,10 +26,24 @@ A new per-document statistic is a new :class:`Sum` in ``RECORD.sums`` (and
 the :class:`Measure` computed from it in ``RECORD.measures``); the totals, the
 bootstrap, the paired comparison and the merge of records take it up without
 change.
+
+Besides lm-evaluation-harness's sums (``tokens``, ``bytes``, ``words``,
+``nll_sum``), a record holds the token statistics of its tokens (one fused
+pass over each window's logits, :func:`crossentropy.torch.linear_token_statistics`):
+the summed entropy of the predicted distributions, and for the next-token
+calibration, per bin of the top-1 probability ``p`` (:data:`CALIBRATION_BINS`
+equal-width bins, token ``i`` in bin ``min(floor(15 p_i), 14)``, as
+``crossentropy score`` bins its rows), the tokens in the bin, how many of
+them were the model's top-1 prediction and their summed top-1 probability.
+The expected calibration error is then a ratio of sums,
+``ECE = Σ_b |Σ_{i∈b} p_i - #{i ∈ b: right}| / T``, which the totals, the
+bootstrap replicates and a merge compute exactly as they compute a
+perplexity.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -39,11 +53,34 @@ import numpy as np
 
 from .._validation import InputError
 
-__all__ = ["LN2", "RECORD", "Array", "Label", "Measure", "Record", "Setting", "Sum"]
+__all__ = [
+    "CALIBRATION_BINS",
+    "COUNTED",
+    "LN2",
+    "PERPLEXITY",
+    "RECORD",
+    "TOKEN_STATISTICS",
+    "TOKEN_STATISTICS_GROUP",
+    "Array",
+    "Label",
+    "Measure",
+    "Record",
+    "Setting",
+    "Sum",
+]
 
 Array = np.ndarray[Any, np.dtype[np.float64]]
 
 LN2 = math.log(2.0)
+
+PERPLEXITY = "perplexity"
+"""The group of lm-evaluation-harness's measures."""
+TOKEN_STATISTICS_GROUP = "next-token statistics"
+"""The group of the measures of the token statistics (entropy, top-1 accuracy, calibration)."""
+
+CALIBRATION_BINS = 15
+"""Equal-width bins of the top-1 probability for the next-token calibration: ``[k/15, (k+1)/15)``, the last
+closed."""
 
 
 @dataclass(frozen=True)
@@ -142,7 +179,9 @@ class Measure:
     text was cut into tokens, so it compares only between runs with one
     tokenizer. ``headline``: reported with a bootstrap interval and compared
     between models. ``lower_is_better``: which way a paired comparison counts
-    a document as better.
+    a document as better; ``None`` for a figure with no better direction
+    (the entropy of the predictions: lower is surer, not better).
+    ``group``: the measures shown together (in a table of the documents).
     """
 
     name: str
@@ -150,7 +189,8 @@ class Measure:
     compute: Callable[[Mapping[str, Array]], Array]
     per_token: bool
     headline: bool = False
-    lower_is_better: bool = True
+    lower_is_better: bool | None = True
+    group: str = PERPLEXITY
 
     def of(self, sums: Mapping[str, Any]) -> Array:
         """The measure of ``sums`` (numbers or arrays), as a float64 array."""
@@ -194,6 +234,30 @@ def _word_perplexity(s: Mapping[str, Array]) -> Array:
     return np.exp(s["nll_sum"] / s["words"])
 
 
+def _entropy_nats(s: Mapping[str, Array]) -> Array:
+    return s["entropy_sum"] / s["tokens"]
+
+
+def _entropy_bits(s: Mapping[str, Array]) -> Array:
+    return s["entropy_sum"] / s["tokens"] / LN2
+
+
+def _top1_accuracy(s: Mapping[str, Array]) -> Array:
+    right: Array = s["calibration_correct"].sum(axis=-1)
+    return right / s["tokens"]
+
+
+def _top1_probability(s: Mapping[str, Array]) -> Array:
+    confidence: Array = s["calibration_confidence"].sum(axis=-1)
+    return confidence / s["tokens"]
+
+
+def _ece(s: Mapping[str, Array]) -> Array:
+    """``Σ_b (n_b / T) |conf_b - acc_b|`` written with the bins' sums: ``Σ_b |Σ p - #right| / T``."""
+    gaps: Array = np.abs(s["calibration_confidence"] - s["calibration_correct"]).sum(axis=-1)
+    return gaps / s["tokens"]
+
+
 _LABELS = (
     Label("id", str),  # the JSONL record's id field, else its line number; a text file's path
     Label("file", str),  # the file the document was read from, as given
@@ -216,8 +280,21 @@ _SUMS = (
     Sum("bytes", integer=True),  # UTF-8 bytes of the text: B
     Sum("words", integer=True),  # len(re.split(r"\s+", text)), the harness's word count (1 for ""): W
     Sum("nll_sum"),  # summed negative log-likelihood of the tokens, nats: L
+    Sum("entropy_sum"),  # summed entropy of the predicted distributions at the tokens, nats
+    Sum("calibration_tokens", integer=True, size=CALIBRATION_BINS),  # tokens per bin of the top-1 probability
+    Sum("calibration_correct", integer=True, size=CALIBRATION_BINS),  # of those, the ones the top-1 got right
+    Sum("calibration_confidence", size=CALIBRATION_BINS),  # their summed top-1 probability
 )
-"""What a document adds to the corpus (lm-evaluation-harness's L, T, B and W)."""
+"""What a document adds to the corpus: lm-evaluation-harness's L, T, B and W, and the token statistics."""
+
+COUNTED = ("tokens", "bytes", "words")
+"""The sums the engine counts from the text and the windows; the model's score gives every other one."""
+
+TOKEN_STATISTICS = ("entropy_sum", "calibration_tokens", "calibration_correct", "calibration_confidence")
+"""The sums of the token statistics: the fields that records written before perplexity kept them lack."""
+
+_statistic = functools.partial(Measure, per_token=True, group=TOKEN_STATISTICS_GROUP)
+"""A measure of the token statistics."""
 
 _MEASURES = (
     Measure("cross_entropy_nats", "cross-entropy (nats/token)", _cross_entropy_nats, per_token=True),
@@ -226,8 +303,29 @@ _MEASURES = (
     Measure("bits_per_byte", "bits per byte", _bits_per_byte, per_token=False, headline=True),
     Measure("byte_perplexity", "byte perplexity", _byte_perplexity, per_token=False),
     Measure("word_perplexity", "word perplexity", _word_perplexity, per_token=False, headline=True),
+    _statistic("entropy_nats", "mean entropy (nats/token)", _entropy_nats, headline=True, lower_is_better=None),
+    _statistic("entropy_bits", "mean entropy (bits/token)", _entropy_bits, lower_is_better=None),
+    _statistic("top1_accuracy", "top-1 accuracy", _top1_accuracy, headline=True, lower_is_better=False),
+    _statistic("top1_probability", "mean top-1 probability", _top1_probability, lower_is_better=None),
+    _statistic("ece", "calibration error (ECE)", _ece, headline=True),
 )
-"""The figures reported: lm-evaluation-harness's (see :mod:`crossentropy._perplexity`)."""
+"""The figures reported: lm-evaluation-harness's (see :mod:`crossentropy._perplexity`), then the token statistics'."""
+
+
+def _calibration_is_consistent(sums: Mapping[str, Any]) -> str | None:
+    """Why the calibration bins cannot be a document's (``None`` when they can)."""
+    tokens, right, confidence = (
+        sums[k] for k in ("calibration_tokens", "calibration_correct", "calibration_confidence")
+    )
+    if sum(tokens) != sums["tokens"]:
+        return f"its calibration bins hold {sum(tokens)} tokens, but it has {sums['tokens']}"
+    for k, (n, r, c) in enumerate(zip(tokens, right, confidence, strict=True)):
+        if r > n or not 0.0 <= c <= n:
+            return (
+                f"calibration bin {k} holds {n} tokens, {r} of them right, with summed top-1 probability {c!r} "
+                f"(at most {n} of each)"
+            )
+    return None
 
 
 @dataclass
@@ -238,6 +336,15 @@ class Record:
     settings: tuple[Setting, ...]
     sums: tuple[Sum, ...]
     measures: tuple[Measure, ...]
+    invariants: tuple[Callable[[Mapping[str, Any]], str | None], ...] = ()
+    """Checks of a record's sums together, each giving why they cannot be one document's, or ``None``."""
+
+    def check(self, sums: Mapping[str, Any], where: str) -> None:
+        """An :class:`InputError` when a record's sums, read back, break an invariant."""
+        for invariant in self.invariants:
+            problem = invariant(sums)
+            if problem is not None:
+                raise InputError(f"{where}: the record is not one document's: {problem}")
 
     def stored(self) -> list[str]:
         """The names of the fields a record must hold: labels, settings and sums (measures are recomputed)."""
@@ -250,6 +357,13 @@ class Record:
                 return f
         raise KeyError(f"no sum named {name!r}; a record holds {[f.name for f in self.sums]}")
 
+    def measure_named(self, name: str) -> Measure:
+        """The :class:`Measure` called ``name`` (a ``KeyError`` for another name)."""
+        for m in self.measures:
+            if m.name == name:
+                return m
+        raise KeyError(f"no measure named {name!r}; a record has {[m.name for m in self.measures]}")
 
-RECORD = Record(_LABELS, _SETTINGS, _SUMS, _MEASURES)
+
+RECORD = Record(_LABELS, _SETTINGS, _SUMS, _MEASURES, (_calibration_is_consistent,))
 """The record of a perplexity run; a new statistic is a new :class:`Sum` in ``RECORD.sums`` and its measures."""

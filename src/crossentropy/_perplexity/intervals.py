@@ -19,6 +19,14 @@ documents in the same order give the same interval whatever the batches
 they were scored in and however they were split into files, and the
 records of shards merged in order give the interval of one run.
 
+The expected calibration error is such a ratio too (the drawn documents'
+calibration bins added, then ``Σ_b |Σ p - #right| / T``), but a sum of
+absolute gaps: never below 0, made positive by chance on finite data, the
+more so the fewer the tokens. Replicates repeat documents, so for a
+well-calibrated model they sit at or above the measured error and its
+interval can lie above it: the interval is the figure's spread over choices
+of documents, not a test of calibration (the verdict on the bins is).
+
 A paired comparison resamples runs A and B with the same draws, so each
 replicate's difference ``m_B - m_A`` is over the same documents; two runs
 with equal records give differences of exactly 0. A replicate that drew only
@@ -215,20 +223,24 @@ def tokens_compared(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
 
 @dataclass(frozen=True)
 class Difference:
-    """One measure of A and of B, ``B - A`` with its 95% paired-bootstrap interval, and how many documents B wins."""
+    """One measure of A and of B, ``B - A`` with its 95% paired-bootstrap interval, and how many documents B wins.
+
+    ``better`` is ``None`` for a measure with no better direction (the mean
+    entropy: lower is surer, not better).
+    """
 
     a: float
     b: float
     difference: float
     low: float
     high: float
-    better: int
+    better: int | None
     compared: int
 
     @property
     def share_better(self) -> float | None:
         """The share of the documents compared (those with tokens) where B's measure is better than A's."""
-        return self.better / self.compared if self.compared else None
+        return self.better / self.compared if self.compared and self.better is not None else None
 
     def as_dict(self) -> dict[str, Any]:
         """The fields, ``share_better`` included."""
@@ -271,8 +283,11 @@ class Comparison:
         return out
 
 
-def _better(m: Measure, a: Array, b: Array) -> Mask:
-    return b < a if m.lower_is_better else b > a
+def _better(m: Measure, a: Array, b: Array) -> int | None:
+    """On how many documents B's measure is better than A's (``None`` for a measure with no better direction)."""
+    if m.lower_is_better is None:
+        return None
+    return int(np.count_nonzero(b < a if m.lower_is_better else b > a))
 
 
 def paired(
@@ -283,8 +298,9 @@ def paired(
     ``a[i]`` and ``b[i]`` are the same document scored by the two models.
     ``tokens`` (from :func:`tokens_compared`): whether the per-token
     measures compare. A document counts as better for B where B's measure
-    of it is better (lower for a perplexity) than A's; documents without
-    tokens are not compared.
+    of it is better (lower for a perplexity, higher for the top-1 accuracy)
+    than A's; documents without tokens are not compared, nor a measure
+    with no better direction (the mean entropy).
 
     Examples
     --------
@@ -314,7 +330,7 @@ def paired(
             continue
         value_a, value_b = float(m.of(total_a)), float(m.of(total_b))
         low, high = _percentiles(m.of(kept_b) - m.of(kept_a))
-        better = int(np.count_nonzero(_better(m, m.of(each_a)[scored], m.of(each_b)[scored])))
+        better = _better(m, m.of(each_a)[scored], m.of(each_b)[scored])
         differences[m.name] = Difference(value_a, value_b, value_b - value_a, low, high, better, int(scored.sum()))
     n = len(a)
     return Comparison(

@@ -2,9 +2,11 @@
 
 :func:`perplexity` loads a model from a local directory (or takes a model
 object), encodes text with the tokenizer's character offsets, and scores each
-batch of windows with the model's backbone and the fused linear +
-cross-entropy of its LM head (:func:`crossentropy._causal_lm.linear_loss`),
-so the ``N x V`` logits never exist; :func:`crossentropy._perplexity.engine.run`
+batch of windows with the model's backbone and the fused token statistics of
+its LM head's logits (:func:`crossentropy._causal_lm.head_statistics`: the
+log-probability, entropy, rank and top-1 probability of every token, block
+by block, so the ``N x V`` logits never exist), which :func:`window_sums`
+adds up into each window's sums; :func:`crossentropy._perplexity.engine.run`
 does the rest. ``crossentropy perplexity MODEL_DIR TEXT...`` is its command
 line, and :func:`crossentropy.transformers.perplexity` its public name.
 Importing this module imports torch; ``transformers`` is imported when a
@@ -23,13 +25,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from .._causal_lm import Family, family_of, linear_loss, softcap_of
+from .._causal_lm import Family, family_of, head_statistics, softcap_of
 from .._validation import InputError
 from .engine import IGNORE, Paths, Progress, Score, Window, run
+from .fields import CALIBRATION_BINS
 from .records import PerplexityReport
 from .text import Encode
 
-__all__ = ["fingerprint", "load_model", "perplexity", "settings_of"]
+__all__ = ["fingerprint", "load_model", "perplexity", "settings_of", "window_sums"]
 
 _DEFAULT_MAX_LENGTH = 2048
 """The harness's context when neither the model's config nor its tokenizer gives one."""
@@ -136,10 +139,41 @@ def _encoder(tokenizer: Any) -> Encode:
     return encode
 
 
-def _scorer(model: Any, family: Family) -> Score:
-    """Each window's summed negative log-likelihood: the backbone, then fused linear + cross-entropy per token."""
+def window_sums(stats: Sequence[torch.Tensor], targets: torch.Tensor) -> list[dict[str, Any]]:
+    """Each window's sums over its scored tokens, from their token statistics: a row of ``targets`` per window.
 
-    def score(windows: Sequence[Window]) -> list[float]:
+    ``stats`` is ``(logprob, entropy, rank, top1_prob, ...)`` of
+    :func:`crossentropy.torch.token_statistics`, each of the shape of
+    ``targets`` (``IGNORE`` where not scored, whose statistics are 0). The
+    sums are float64 reductions along each row (no atomic additions, so the
+    same windows give the same bits): ``nll_sum = -Σ logprob``,
+    ``entropy_sum = Σ entropy``, and per bin ``k`` of the top-1 probability
+    ``p`` (``k = min(floor(15 p), 14)``, :data:`~crossentropy._perplexity.fields.CALIBRATION_BINS`)
+    the tokens, those whose target ranks first, and their summed ``p``.
+    """
+    logprob, entropy, rank, top1 = (s.reshape(targets.shape) for s in stats[:4])
+    scored = targets != IGNORE
+    p = top1.to(torch.float64)
+    k = (p * CALIBRATION_BINS).to(torch.int64).clamp_(0, CALIBRATION_BINS - 1)  # a NaN lands in a bin too
+    in_bin = (k.unsqueeze(-1) == torch.arange(CALIBRATION_BINS, device=k.device)) & scored.unsqueeze(-1)
+    columns = {
+        "nll_sum": (-logprob).to(torch.float64).sum(1),
+        "entropy_sum": entropy.to(torch.float64).sum(1),
+        "calibration_tokens": in_bin.sum(1),
+        "calibration_correct": (in_bin & (rank == 1).unsqueeze(-1)).sum(1),
+        "calibration_confidence": torch.where(in_bin, p.unsqueeze(-1), 0.0).sum(1),
+    }
+    host = {name: values.cpu().tolist() for name, values in columns.items()}
+    return [
+        {name: tuple(values[row]) if isinstance(values[row], list) else values[row] for name, values in host.items()}
+        for row in range(targets.shape[0])
+    ]
+
+
+def _scorer(model: Any, family: Family) -> Score:
+    """Each window's sums: the backbone, then the fused token statistics of the LM head's logits per token."""
+
+    def score(windows: Sequence[Window]) -> list[dict[str, Any]]:
         width = max(len(w.inputs) for w in windows)
         ids = np.zeros((len(windows), width), dtype=np.int64)
         targets = np.full((len(windows), width), IGNORE, dtype=np.int64)
@@ -149,21 +183,20 @@ def _scorer(model: Any, family: Family) -> Score:
             ids[row, :n], targets[row, :n], mask[row, :n] = w.inputs, w.targets, 1
         device = model.device
         attention = None if mask.all() else torch.from_numpy(mask).to(device)
+        labels = torch.from_numpy(targets).to(device)
         with torch.no_grad():
             outputs = model.base_model(
                 input_ids=torch.from_numpy(ids).to(device), attention_mask=attention, use_cache=False, return_dict=True
             )
             hidden = outputs.last_hidden_state
-            losses = linear_loss(
+            stats = head_statistics(
                 hidden.reshape(-1, hidden.shape[-1]),
                 model.get_output_embeddings(),
-                torch.from_numpy(targets).to(device).reshape(-1),
+                labels.reshape(-1),
                 ignore_index=IGNORE,
                 softcap=softcap_of(model, family),
-                reduction="none",
             )
-            sums = losses.reshape(len(windows), width).to(torch.float64).sum(1)
-        return [float(x) for x in sums.cpu()]
+        return window_sums(stats, labels)
 
     return score
 
@@ -196,9 +229,16 @@ def perplexity(
     ``weighted_perplexity`` and ``bits_per_byte`` aggregations in
     ``lm_eval/api/metrics.py``, weighted by the word and byte counts of
     ``process_results`` in ``lm_eval/tasks/wikitext/preprocess_wikitext.py``),
-    so the numbers compare with its ``wikitext``-style tasks. Each window's
-    loss is the fused linear + cross-entropy of the window's last hidden
-    states; the file is never held whole.
+    so the numbers compare with its ``wikitext``-style tasks. From the same
+    pass over the logits, it gives the mean entropy of the predictions
+    (``entropy_nats``, ``entropy_bits``), the top-1 accuracy, the mean
+    top-1 probability and the next-token expected calibration error
+    (``ece``, 15 equal-width bins of the top-1 probability; the bins and
+    their verdict in ``report.as_dict()["calibration"]``). Each window's
+    statistics are the fused token statistics of the window's last hidden
+    states and the LM head (:func:`crossentropy.torch.linear_token_statistics`),
+    whose log-likelihood is the fused linear + cross-entropy's to a float32
+    bit or two; the file is never held whole.
 
     Parameters
     ----------

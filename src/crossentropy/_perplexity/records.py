@@ -3,7 +3,9 @@
 The metrics are EleutherAI lm-evaluation-harness's (see :mod:`crossentropy._perplexity`):
 cross-entropy ``L / T``, token perplexity ``exp(L / T)``, bits per byte
 ``L / (B ln 2)``, byte perplexity ``exp(L / B)``, word perplexity ``exp(L / W)``,
-with ``L``, ``T``, ``B`` and ``W`` summed over the documents first.
+with ``L``, ``T``, ``B`` and ``W`` summed over the documents first; and those
+of the token statistics: the mean entropy of the predictions, the top-1
+accuracy and the next-token calibration error, summed the same way.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from typing import Any
 
 from .._formatting import jsonable
 from .._validation import InputError
-from .fields import RECORD
+from .calibration import reliability
+from .fields import RECORD, TOKEN_STATISTICS
 from .intervals import Comparison, Intervals, bootstrap, paired, tokens_compared
 
 __all__ = ["DocumentScore", "PerplexityReport", "parse_record"]
@@ -88,7 +91,11 @@ def parse_record(record: Any, where: str) -> tuple[DocumentScore, dict[str, Any]
 
     The measures a record holds are recomputed from its sums, not read; a
     field this version does not know is an error (a sum it dropped would
-    change the totals).
+    change the totals), and so is a missing one: a record written before
+    perplexity kept the token statistics (entropy, top-1 accuracy,
+    calibration) cannot add up with the others, whose totals would then
+    describe some of the tokens only, so the error says to score its
+    documents again.
     """
     if not isinstance(record, dict):
         raise InputError(f"{where}: expected a JSON object (a document's record), got {type(record).__name__}")
@@ -97,11 +104,17 @@ def parse_record(record: Any, where: str) -> tuple[DocumentScore, dict[str, Any]
     if unknown:
         raise InputError(f"{where}: unknown field {unknown[0]!r} (a record of another version or another program?)")
     missing = [name for name in RECORD.stored() if name not in record]
+    if set(missing) == set(TOKEN_STATISTICS):
+        raise InputError(
+            f"{where}: the record has no token statistics (no field {missing[0]!r}): it was written by an earlier "
+            "version of crossentropy; score its documents again to merge them"
+        )
     if missing:
         raise InputError(f"{where}: the record has no field {missing[0]!r}")
     labels = {f.name: f.parse(record[f.name], where) for f in RECORD.labels}
     settings = {f.name: f.parse(record[f.name], where) for f in RECORD.settings}
     sums = {f.name: f.parse(record[f.name], where) for f in RECORD.sums}
+    RECORD.check(sums, where)
     return DocumentScore(labels["id"], file=labels["file"], line=labels["line"], sums=sums), settings
 
 
@@ -153,10 +166,17 @@ class PerplexityReport:
         return [d for d in self.documents if not d.tokens]
 
     def as_dict(self) -> dict[str, Any]:
-        """The report as plain data (what ``crossentropy perplexity --format json`` prints, before ``ci``)."""
+        """The report as plain data (what ``crossentropy perplexity --format json`` prints, before ``ci``).
+
+        The settings, the corpus's sums and measures, ``calibration`` (its
+        reliability bins and verdict, :func:`~crossentropy._perplexity.calibration.reliability`),
+        each document's sums and measures, and the empty documents.
+        """
         out: dict[str, Any] = {"model": self.settings["model"], "files": self.files}
         out.update({k: v for k, v in self.settings.items() if k != "model"})
-        out.update(self.total.metrics())
+        total = self.total
+        out.update(total.metrics())
+        out["calibration"] = reliability(total.sums)
         out["documents"] = [{**d.labels(), **d.metrics()} for d in self.documents]
         out["empty_documents"] = [d.name for d in self.empty]
         return out

@@ -38,6 +38,7 @@ __all__ = [
     "save_figure",
     "stdout_is_devnull",
     "write_figure",
+    "write_report",
 ]
 
 DEFAULT_PRECISION = 6
@@ -184,6 +185,18 @@ def save_figure(path: str, draw: Callable[[Any], Any]) -> None:
     fig = Figure(figsize=(6.4, 4.0), layout="constrained")
     draw(fig.add_subplot())
     write_figure(fig, path)
+
+
+def write_report(path: str, page: str) -> None:
+    """Write an HTML report atomically (written whole or not at all); one line on stderr."""
+    from ..io import atomic_write
+
+    try:
+        with atomic_write(path, "w") as handle:
+            handle.write(page)
+    except OSError as exc:
+        raise InputError(f"cannot write the report {path}: {exc.strerror or exc}") from None
+    print(f"wrote {path}", file=sys.stderr)
 
 
 def write_figure(fig: Any, path: str) -> None:

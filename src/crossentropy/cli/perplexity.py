@@ -1,22 +1,28 @@
 """``crossentropy perplexity MODEL_DIR TEXT...``: a local language model's perplexity, document by document.
 
-With ``--bootstrap N`` the three measures get 95% intervals from resampled
-documents; ``--compare MODEL_DIR_B`` scores the same documents with a second
-model and reports the paired differences; ``--documents OUT.jsonl`` writes one
-record per document, and ``--merge A.jsonl B.jsonl ...`` turns the records of
-separately scored shards into the numbers of one run.
+Besides the perplexities, the fused pass over each window's logits gives the
+mean entropy of the predictions, the top-1 accuracy and the next-token
+calibration error. With ``--bootstrap N`` the headline measures get 95%
+intervals from resampled documents; ``--compare MODEL_DIR_B`` scores the same
+documents with a second model and reports the paired differences;
+``--documents OUT.jsonl`` writes one record per document, ``--merge A.jsonl
+B.jsonl ...`` turns the records of separately scored shards into the numbers
+of one run, and ``--report FILE`` writes an HTML report with the reliability
+diagram.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import json
+import os
 from typing import Any
 
 from .. import InputError
 from .arguments import Commands, add_format, add_precision, add_progress, at_least_one, positive_int
-from .output import Table, print_tables, progress_bar
+from .output import Table, print_tables, progress_bar, write_report
 
 __all__ = ["register", "run"]
 
@@ -32,16 +38,19 @@ def register(commands: Commands) -> None:
         usage=USAGE,
         help="perplexity, cross-entropy and bits per byte of a local language model on text or JSONL files",
         description="Stream text files of any size (each one document) and JSONL files (one document per record)\n"
-        "through a local Hugging Face causal LM with rolling windows, fused linear + cross-entropy per window.\n"
+        "through a local Hugging Face causal LM with rolling windows, one fused pass over each window's logits.\n"
         "The metrics are those of EleutherAI's lm-evaluation-harness: token perplexity exp(L/T), bits per\n"
         "byte L/(B ln 2), word perplexity exp(L/W), for L nats over T tokens, B bytes and W words, summed over\n"
-        "the documents. Documents are the unit of the bootstrap intervals, of the paired comparison of two\n"
-        "models and of the records that --documents writes and --merge combines.",
+        "the documents; and from the same pass the mean entropy of the predictions (nats and bits per token),\n"
+        "the top-1 accuracy and the next-token calibration error (ECE of the top-1 probability, 15 bins).\n"
+        "Documents are the unit of the bootstrap intervals, of the paired comparison of two models and of the\n"
+        "records that --documents writes and --merge combines.",
         epilog="examples:\n  crossentropy perplexity ./my-model corpus.txt --context 1024 --stride 512\n"
         "  crossentropy perplexity ./my-model docs.jsonl --text-field text --bootstrap 1000 --format json\n"
         "  crossentropy perplexity ./base docs.jsonl --compare ./quantised\n"
         "  crossentropy perplexity ./my-model shard1.jsonl --documents part1.jsonl\n"
-        "  crossentropy perplexity --merge part1.jsonl part2.jsonl --bootstrap 1000",
+        "  crossentropy perplexity --merge part1.jsonl part2.jsonl --bootstrap 1000\n"
+        "  crossentropy perplexity ./my-model docs.jsonl --bootstrap 1000 --report report.html",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     ppl.add_argument(
@@ -101,8 +110,8 @@ def register(commands: Commands) -> None:
         type=at_least_one,
         default=None,
         metavar="N",
-        help="95%% intervals of token perplexity, bits per byte and word perplexity from N bootstrap replicates "
-        "that resample documents (default: none; 1000 for --compare)",
+        help="95%% intervals of token perplexity, bits per byte, word perplexity, mean entropy, top-1 accuracy and "
+        "calibration error from N bootstrap replicates that resample documents (default: none; 1000 for --compare)",
     )
     ppl.add_argument("--seed", type=positive_int, default=0, help="bootstrap seed (default 0)")
     ppl.add_argument(
@@ -114,7 +123,14 @@ def register(commands: Commands) -> None:
     ppl.add_argument(
         "--documents",
         metavar="OUT.jsonl",
-        help="write one JSON record per document (id, file, settings, tokens, bytes, words, nll_sum, measures)",
+        help="write one JSON record per document (id, file, settings, tokens, bytes, words, nll_sum, the token "
+        "statistics' sums, measures)",
+    )
+    ppl.add_argument(
+        "--report",
+        metavar="FILE",
+        help="write a self-contained HTML report: the measures, the reliability diagram of the next-token "
+        "calibration, the documents (needs matplotlib)",
     )
     ppl.add_argument(
         "--merge",
@@ -220,18 +236,35 @@ def _write_documents(path: str, reports: list[Any]) -> None:
         raise InputError(f"cannot write the documents file {path}: {exc.strerror or exc}") from None
 
 
+def _check_report(path: str | None) -> None:
+    """Refuse ``--report`` before anything is scored when it could not be written: no matplotlib, no directory."""
+    if path is None:
+        return
+    if importlib.util.find_spec("matplotlib") is None:
+        raise InputError("--report draws figures with matplotlib: pip install 'crossentropy[plot]'")
+    directory = os.path.dirname(path) or "."
+    if not os.path.isdir(directory):
+        raise InputError(f"cannot write the report {path}: no directory {directory}")
+
+
 def run(args: argparse.Namespace) -> int:
-    """Score (or merge), write the records, and print the measures, their intervals or the comparison."""
+    """Score (or merge), write the records and the report, and print the measures, intervals or comparison."""
+    _check_report(args.report)
     reports = _merged(args) if args.merge else _scored(args)
     if args.documents is not None:
         _write_documents(args.documents, reports)
     if len(reports) == 2:
         kwargs = {} if args.bootstrap is None else {"replicates": args.bootstrap}
         comparison = reports[0].compare(reports[1], seed=args.seed, **kwargs)
-        _print_comparison(args, reports, comparison)
+        payload, tables = _comparison(reports, comparison)
     else:
         intervals = None if args.bootstrap is None else reports[0].intervals(args.bootstrap, seed=args.seed)
-        _print_report(args, reports[0], intervals)
+        payload, tables = _report(reports[0], intervals)
+    if args.report is not None:
+        from .._perplexity_report import render
+
+        write_report(args.report, render(payload))
+    print_tables(tables, args.format, payload, args.precision)
     return 0
 
 
@@ -254,7 +287,32 @@ def _facts(result: dict[str, Any], *, empty_row: bool) -> list[list[Any]]:
     return [*rows, ["tokens", result["tokens"]], ["bytes", result["bytes"]], ["words", result["words"]]]
 
 
-def _print_report(args: argparse.Namespace, report: Any, intervals: Any) -> None:
+def _per_document(result: dict[str, Any]) -> list[Table]:
+    """A table of the documents for each group of headline measures (the perplexities, the token statistics)."""
+    if len(result["documents"]) < 2:
+        return []
+    from .._perplexity.fields import RECORD
+
+    several = len(result["files"]) > 1
+    groups: dict[str, list[Any]] = {}
+    for m in RECORD.measures:
+        if m.headline:
+            groups.setdefault(m.group, []).append(m)
+    return [
+        (
+            "per document" if i == 0 else f"per document: {group}",
+            ["document", *(["file"] if several else []), "tokens", *(m.label for m in shown)],
+            [
+                [d["id"], *([d["file"]] if several else []), d["tokens"], *(d[m.name] for m in shown)]
+                for d in result["documents"]
+            ],
+        )
+        for i, (group, shown) in enumerate(groups.items())
+    ]
+
+
+def _report(report: Any, intervals: Any) -> tuple[dict[str, Any], list[Table]]:
+    """The JSON payload of one run (``ci`` with the intervals) and its tables."""
     from .._perplexity.fields import RECORD
 
     result = report.as_dict()
@@ -270,25 +328,11 @@ def _print_report(args: argparse.Namespace, report: Any, intervals: Any) -> None
         for m in RECORD.measures:
             bounds = ci.get(m.name, {"low": None, "high": None})
             rows.append([m.label, result[m.name], bounds["low"], bounds["high"]])
-    tables: list[Table] = [(title, headers, rows)]
-    if len(result["documents"]) > 1:
-        several = len(result["files"]) > 1
-        shown = [m for m in RECORD.measures if m.headline]
-        columns = [m.name for m in shown]
-        tables.append(
-            (
-                "per document",
-                ["document", *(["file"] if several else []), "tokens", *(m.label for m in shown)],
-                [
-                    [d["id"], *([d["file"]] if several else []), d["tokens"], *(d[c] for c in columns)]
-                    for d in result["documents"]
-                ],
-            )
-        )
-    print_tables(tables, args.format, result, args.precision)
+    return result, [(title, headers, rows), *_per_document(result)]
 
 
-def _print_comparison(args: argparse.Namespace, reports: list[Any], comparison: Any) -> None:
+def _comparison(reports: list[Any], comparison: Any) -> tuple[dict[str, Any], list[Table]]:
+    """The JSON payload of a comparison (``a``, ``b`` and ``comparison``) and its tables."""
     from .._perplexity.fields import RECORD
 
     a, b = (r.as_dict() for r in reports)
@@ -315,4 +359,4 @@ def _print_comparison(args: argparse.Namespace, reports: list[Any], comparison: 
         ("A and B", ["quantity", "A", "B"], facts),
         (title, ["measure", "A", "B", "B - A", "95% low", "95% high", "B better on"], rows),
     ]
-    print_tables(tables, args.format, payload, args.precision)
+    return payload, tables

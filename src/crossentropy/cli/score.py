@@ -12,7 +12,7 @@ from .. import InputError
 from ..conventions import NAMES
 from ..scoring import ScoreOptions, describe_rejection, score_file
 from .arguments import Commands, add_format, add_progress, base, positive_int
-from .output import Fixed, Table, print_note, print_tables, progress_bar
+from .output import Fixed, Table, print_note, print_tables, progress_bar, write_report
 
 __all__ = ["DECIMALS", "WORST_ROWS_IN_REPORT", "options", "register", "run"]
 
@@ -201,16 +201,9 @@ def run(args: argparse.Namespace) -> int:
 
 def _write_report(path: str, result: dict[str, Any]) -> None:
     from .._report import render
-    from ..io import atomic_write
 
     summary = {k: result[k] for k in ("file", "rows_read", "rows_scored", "rows_rejected")}
-    page = render(summary, result)
-    try:
-        with atomic_write(path, "w") as handle:
-            handle.write(page)
-    except OSError as exc:
-        raise InputError(f"cannot write the report {path}: {exc.strerror or exc}") from None
-    print(f"wrote {path}", file=sys.stderr)
+    write_report(path, render(summary, result))
 
 
 def _score_with_dask(args: argparse.Namespace, chosen: ScoreOptions, progress: Any) -> dict[str, Any]:

@@ -72,7 +72,7 @@ def _phrases(binary: bool) -> tuple[str, str]:
     return "observed frequency below confidence", "observed frequency above confidence"
 
 
-def calibration_verdict(bins: Sequence[Mapping[str, Any]], *, binary: bool) -> dict[str, Any]:
+def calibration_verdict(bins: Sequence[Mapping[str, Any]], *, binary: bool, items: str = "rows") -> dict[str, Any]:
     """The verdict on calibration bins, with the reason and each bin's reading.
 
     Parameters
@@ -83,6 +83,9 @@ def calibration_verdict(bins: Sequence[Mapping[str, Any]], *, binary: bool) -> d
     binary : bool
         The bins are of the positive class's probability (a binary model),
         not of the top label's confidence.
+    items : str, optional
+        What the bins count, a plural in the reason's words (default
+        ``"rows"``; perplexity's bins count ``"tokens"``).
 
     Returns
     -------
@@ -117,7 +120,7 @@ def calibration_verdict(bins: Sequence[Mapping[str, Any]], *, binary: bool) -> d
             reading = "within"
         readings.append({"tolerance": tolerance, "reading": reading})
     if not populated:
-        return {"verdict": None, "reason": "no row was scored", "bins": readings}
+        return {"verdict": None, "reason": f"no {items.removesuffix('s')} was scored", "bins": readings}
     below, above = _phrases(binary)
     kinds = [r["reading"] for r in readings]
     if not over_rows and not under_rows:
@@ -138,7 +141,7 @@ def calibration_verdict(bins: Sequence[Mapping[str, Any]], *, binary: bool) -> d
     else:
         share = 100.0 * main_rows / populated_rows
         shown = ">99" if share > 99 else "<1" if share < 1 else f"{share:.0f}"
-        reason = f"{phrase} in {count} of {populated} populated bins ({shown} % of the rows)"
+        reason = f"{phrase} in {count} of {populated} populated bins ({shown} % of the {items})"
         if other_count:
             reason += f"; {other_count} {'bin leans' if other_count == 1 else 'bins lean'} the other way"
     return {"verdict": verdict, "reason": reason, "bins": readings}
