@@ -5,7 +5,9 @@ torch) and path (the fused CPU kernel in every instruction-set variant this
 CPU runs -- baseline, avx2, avx512 --, and the array-API reference path),
 random inputs including logits up to +-1e4 and vocabularies up to 256000 are
 evaluated and compared with the same quantity computed by mpmath from the
-rounded inputs. Writes docs/accuracy.md.
+rounded inputs; binary cross-entropy is also sampled where ``log1p`` matters
+(probabilities and their complements down to 1e-30, logits from 1e-30 to
+1e4 in magnitude). Writes docs/accuracy.md.
 
     python benchmarks/accuracy.py            # full tables (a few minutes)
     python benchmarks/accuracy.py --quick    # fewer rows, vocabularies up to 32000
@@ -57,9 +59,10 @@ def exact_cross_entropy(p: np.ndarray, q: np.ndarray) -> list[Any]:
 
 
 def exact_kl(p: np.ndarray, q: np.ndarray) -> list[Any]:
+    """``inf`` for a row where q rounds to 0 and p does not (float16, bfloat16)."""
     return [
         mpmath.fsum(
-            mpmath.mpf(float(a)) * mpmath.log(mpmath.mpf(float(a)) / mpmath.mpf(float(b)))
+            mpmath.mpf(float(a)) * mpmath.log(mpmath.mpf(float(a)) / mpmath.mpf(float(b))) if b > 0 else mpmath.inf
             for a, b in zip(pr, qr, strict=True)
             if a > 0
         )
@@ -68,14 +71,31 @@ def exact_kl(p: np.ndarray, q: np.ndarray) -> list[Any]:
 
 
 def exact_binary(y: np.ndarray, x: np.ndarray, logits: bool) -> list[Any]:
+    """With log1p: at 96 bits ``1 - p`` is 1 for p below 2**-96, and ``1 + exp(-x)`` for x above 67."""
     out = []
     for a, b in zip(y, x, strict=True):
         a, b = mpmath.mpf(float(a)), mpmath.mpf(float(b))
         if logits:
-            out.append(a * mpmath.log(1 + mpmath.exp(-b)) + (1 - a) * mpmath.log(1 + mpmath.exp(b)))
+            out.append(a * mpmath.log1p(mpmath.exp(-b)) + (1 - a) * mpmath.log1p(mpmath.exp(b)))
         else:
-            out.append(-(a * mpmath.log(b) if a else 0) - ((1 - a) * mpmath.log(1 - b) if a != 1 else 0))
+            out.append(-(a * mpmath.log(b) if a else 0) - ((1 - a) * mpmath.log1p(-b) if a != 1 else 0))
     return out
+
+
+def binary_inputs(rng: np.random.Generator, tails: np.random.Generator) -> list[tuple[str, bool, Any, Any]]:
+    """(inputs, from_logits, targets, values) of the binary rows: the bulk from ``rng``, then from ``tails``
+    the ranges where log1p matters (``1 - p`` and ``1 + exp(-|x|)`` round to 1)."""
+    y = (rng.uniform(size=500) > 0.5).astype(float)
+    bulk = [("500 values", True, y, rng.normal(0, 10, 500)), ("500 values", False, y, rng.uniform(0, 1, 500))]
+    tiny = 10 ** tails.uniform(-30, 0, 250)
+    sign = np.where(tails.uniform(size=500) > 0.5, 1.0, -1.0)
+    labels = (tails.uniform(size=500) > 0.5).astype(float)
+    return [
+        bulk[0],
+        ("logits of magnitude 1e-30 to 1e4", True, labels, sign * 10 ** tails.uniform(-30, 4, 500)),
+        bulk[1],
+        ("p and 1 - p from 1e-30 to 1", False, labels, np.concatenate([tiny, 1 - tiny])),
+    ]
 
 
 def ulp(dtype: str, value: float) -> float:
@@ -113,6 +133,7 @@ def _host(dtype: str, a: Any) -> np.ndarray:
 
 def measure(quick: bool) -> list[tuple[str, str, str, str, float]]:
     rng = np.random.default_rng(0)
+    tails = np.random.default_rng(27)  # the tail rows draw apart, so the other rows keep their inputs
     rows: list[tuple[str, str, str, str, float]] = []
     vocabularies = [(64, 10), (16, 1000), (4, 32000)] + ([] if quick else [(2, 256000)])
     scales = [
@@ -176,8 +197,7 @@ def measure(quick: bool) -> list[tuple[str, str, str, str, float]]:
                         max_ulp(_host(dtype, got) if dtype == "bfloat16" else got, exact, dtype),
                     )
                 )
-        y = (rng.uniform(size=500) > 0.5).astype(float)
-        for logits_flag, raw in ((True, rng.normal(0, 10, 500)), (False, rng.uniform(0, 1, 500))):
+        for inputs, logits_flag, y, raw in binary_inputs(rng, tails):
             xa, ya = _as(dtype, raw), _as(dtype, y)
             exact = exact_binary(_host(dtype, ya), _host(dtype, xa), logits_flag)
             for path, context in paths:
@@ -188,7 +208,7 @@ def measure(quick: bool) -> list[tuple[str, str, str, str, float]]:
                 rows.append(
                     (
                         "binary CE " + ("from logits" if logits_flag else "from probabilities"),
-                        "500 values",
+                        inputs,
                         dtype,
                         path,
                         max_ulp(_host(dtype, got) if dtype == "bfloat16" else got, exact, dtype),

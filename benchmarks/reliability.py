@@ -32,14 +32,14 @@ SUITES = {
         "tests/test_properties_backends.py"
     ],
     "the same cases through every implementation (reference, C on NumPy, C on torch, Triton)": [
-        "tests/test_implementations.py"
+        "tests/test_dispatch.py"
     ],
     "vocabulary-parallel on 1, 2, 3 (one zero-width) and 4 gloo ranks": ["tests/test_distributed.py"],
     "Triton kernels under TRITON_INTERPRET=1": ["tests/test_triton.py"],
     "PyTorch drop-in against PyTorch's own test inputs, compile and host syncs": ["tests/test_torch_dropin.py"],
     "kernel builds, ISA variants, threads, fork": ["tests/test_kernels_build.py"],
     "every loss x convention x reduction against the real libraries": ["tests/test_losses_parity.py"],
-    "hostile files and values through the CLI": ["tests/test_adversarial_files.py", "tests/test_cli_score.py"],
+    "hostile files and values through the CLI": ["tests/test_adversarial_files.py", "tests/cli/test_score.py"],
     "the explorer's server and page (hostile requests, browser, accessibility)": [
         "tests/test_explore.py",
         "tests/test_browser.py",
@@ -136,7 +136,7 @@ def main() -> int:
         "- Label smoothing as `lse * V - sum(x)` cancelled catastrophically (64 logits of 1e30 gave -8.4e13 instead "
         "of log 64); it is `W log s + sum w (m - x)`, all terms non-negative, on every path (adversarial matrix).",
         "- `ignore_index=2**64` wrapped to 0 in the C binding and a uint64 label 2**64 - 1 was read as -1; the "
-        "binding never wraps (adversarial matrix, `test_implementations.py`).",
+        "binding never wraps (adversarial matrix, `test_dispatch.py`).",
         "- The Triton kernel read the logit at an out-of-range label; such a row is now NaN, or PyTorch's error "
         "(`test_bad_labels_never_address_memory`).",
         "- Masked NumPy arrays were read without their mask by the kernel and with it by the reference path; "
@@ -150,7 +150,7 @@ def main() -> int:
         "- File reading: float32 files failed the float64 row-sum tolerance; column handling was quadratic (a "
         "100k-column CSV took over 20 minutes, now about 2 s); NPZ members were read whole (a 3 MB file took "
         "3.1 GB); a truncated memory-mapped NPY died with SIGBUS; a 16 MB stdin line aborted the interpreter "
-        "(`test_adversarial_files.py`, `test_cli_score.py`).",
+        "(`test_adversarial_files.py`, `cli/test_score.py`).",
         "- The explorer answered any `Host:` header (DNS rebinding), dropped the connection with a traceback on "
         "deep or invalid JSON, and held a thread per idle socket (`test_explore.py`).",
         "",

@@ -57,7 +57,7 @@ def make_dataset(directory: Path, rows: int, parts: int) -> int:
 
 SINGLE = """
 import json, sys, time
-from crossentropy._scoring import score_file
+from crossentropy.scoring import score_file
 score_file(sys.argv[3], probs=["p_*"])  # warm-up: imports and first-call costs, one file
 best, cpu, loss = float("inf"), float("inf"), None
 for _ in range(int(sys.argv[2])):

@@ -189,9 +189,9 @@ def build_model(directory: Path, text: Path) -> None:
 def load_child(model_dir: str) -> dict[str, float]:
     """Peak RSS of a process that imports everything and loads the model, and nothing else."""
     import crossentropy.cli  # noqa: F401  (what the command imports)
-    from crossentropy.transformers import _load
+    from crossentropy._perplexity.model import load_model
 
-    _load(model_dir, "auto", None)
+    load_model(model_dir, "auto", None)
     return {"peak_mb": _peak_mb()}
 
 

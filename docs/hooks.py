@@ -6,6 +6,9 @@
   each figure's caption in place of the image);
 - maths: ``$$ ... $$`` (display) and ``\\( ... \\)`` (inline) outside code become MathML
   with latex2mathml, which browsers render natively, with no script and no network.
+  A display formula sits in a ``div.math-display`` that scrolls sideways when the
+  formula is wider than the screen (``stylesheets/extra.css`` shades the edge that
+  hides more of it); it takes the keyboard focus, so it scrolls with the arrow keys.
   Without latex2mathml the TeX source is shown as code.
 
 Nothing here is committed (``docs/generated/`` is ignored by git).
@@ -57,7 +60,7 @@ def _figures() -> None:
         log.info("matplotlib is not installed: the tutorial's figures are skipped (pip install 'crossentropy[plot]')")
         return
     matplotlib.use("Agg")
-    from crossentropy._tutorial import write_plots
+    from crossentropy._tutorial_figures import write_plots
 
     write_plots(GENERATED)
 
@@ -74,7 +77,8 @@ def _mathml(tex: str, display: bool) -> str:
     except ImportError:
         code = html.escape(tex.strip())
         return f"<pre><code>{code}</code></pre>" if display else f"<code>{code}</code>"
-    return convert(tex.strip(), display="block" if display else "inline")
+    mathml = convert(tex.strip(), display="block" if display else "inline")
+    return f'<div class="math-display" tabindex="0">{mathml}</div>' if display else mathml
 
 
 def render_maths(markdown: str) -> str:

@@ -149,6 +149,7 @@ def cases() -> list[Case]:
     ]
     out += _loss_cases()
     out += _joint_cases()
+    out += _issue27_cases()
     return out
 
 
@@ -432,6 +433,171 @@ def _joint_cases() -> list[Case]:
             lambda: ce.mutual_information_from_samples([0, 1], [0]),
             "error",
             "label",
+        ),
+    ]
+
+
+def _issue27_cases() -> list[Case]:
+    """Reproducers of issue 27: masked arrays reaching a kernel, float32 binary CE of tiny probabilities, a
+    non-floating ``out=``, and continuous distributions whose integrals diverge."""
+    from scipy import stats
+
+    import crossentropy.continuous as cc
+
+    x = np.array([[2.0, 1.0, 0.1, -1.0], [0.5, 2.5, 0.3, 0.0], [1.0, 1.0, 1.0, 1.0], [0.2, 0.1, 3.0, 1.0]])
+    t = np.array([0, 1, 2, 3])
+    masked_t = np.ma.masked_array(t, mask=[0, 0, 1, 0])
+    masked_w = np.ma.masked_array(np.ones(4), mask=[0, 1, 0, 0])
+    sparse = ce.sparse_categorical_cross_entropy
+    value_and_grad = ce.grad.sparse_categorical_cross_entropy_value_and_grad
+    tiny = np.array([1e-20, 1e-14, 1e-16, 1e-30, 1e-45], np.float32)
+    zeros = np.zeros(tiny.size, np.float32)
+    c1, c2 = (0.0, 1.0), (2.0, 3.0)
+    kl_cauchy = np.log(((c1[1] + c2[1]) ** 2 + (c1[0] - c2[0]) ** 2) / (4 * c1[1] * c2[1]))
+    h_tiny = 0.5 * np.log(2 * np.pi * np.e) + np.log(1e-320)
+    h_tiny_q = 0.5 * np.log(2 * np.pi * 4) + 1 / 8
+    return [
+        Case(sparse.__name__, "masked labels", lambda: sparse(masked_t, x, from_logits=True), "error", "labels"),
+        Case(
+            sparse.__name__,
+            "masked class_weight",
+            lambda: sparse(t, x, from_logits=True, class_weight=masked_w),
+            "error",
+            "class_weight",
+        ),
+        Case(
+            sparse.__name__,
+            "masked sample_weight",
+            lambda: sparse(t, x, from_logits=True, sample_weight=masked_w),
+            "error",
+            "sample_weight",
+        ),
+        Case(
+            "grad.sparse_categorical_cross_entropy",
+            "masked labels",
+            lambda: ce.grad.sparse_categorical_cross_entropy(masked_t, x, from_logits=True),
+            "error",
+            "labels",
+        ),
+        Case(
+            "grad.sparse_categorical_cross_entropy_value_and_grad",
+            "masked labels",
+            lambda: value_and_grad(masked_t, x),
+            "error",
+            "labels",
+        ),
+        Case(
+            "categorical_cross_entropy",
+            "masked class_weight",
+            lambda: ce.categorical_cross_entropy(np.eye(4), x, from_logits=True, class_weight=masked_w),
+            "error",
+            "class_weight",
+        ),
+        Case(
+            "binary_cross_entropy",
+            "masked y_true",
+            lambda: ce.binary_cross_entropy(np.ma.masked_array([1.0, 0.0], mask=[0, 1]), [0.9, 0.2]),
+            "error",
+            "y_true",
+        ),
+        Case("cross_entropy", "masked q", lambda: ce.cross_entropy(P, np.ma.masked_array(Q)), "error", "q"),
+        Case(
+            "log_loss",
+            "masked y_true",
+            lambda: ce.log_loss(np.ma.masked_array([0, 1], mask=[1, 0]), [[0.9, 0.1], [0.2, 0.8]]),
+            "error",
+            "y_true",
+        ),
+        Case(
+            "entropy_from_samples",
+            "masked samples",
+            lambda: ce.entropy_from_samples(np.ma.masked_array([0, 1, 1], mask=[0, 0, 1])),
+            "error",
+            "samples",
+        ),
+        Case(
+            "binary_cross_entropy",
+            "float32, label 0, p from 1e-45 to 1e-14 (log of the loss: relative error shows)",
+            lambda: np.log(ce.binary_cross_entropy(zeros, tiny, reduction="none").astype(np.float64)),
+            np.log(-np.log1p(-tiny.astype(np.float64))),
+        ),
+        Case(
+            "grad.sparse_categorical_cross_entropy_value_and_grad",
+            "out= int64",
+            lambda: value_and_grad(t, x, out=np.empty(x.shape, np.int64)),
+            "error",
+            "out",
+        ),
+        Case(
+            "grad.sparse_categorical_cross_entropy_value_and_grad",
+            "out= float32 for float64 logits",
+            lambda: value_and_grad(t, x, out=np.empty(x.shape, np.float32)),
+            "error",
+            "out",
+        ),
+        Case(
+            "grad.sparse_categorical_cross_entropy_value_and_grad",
+            "out= of another shape",
+            lambda: value_and_grad(t, x, out=np.empty((2, *x.shape))),
+            "error",
+            "out",
+        ),
+        Case(
+            "grad.sparse_categorical_cross_entropy_value_and_grad",
+            "out= read-only",
+            lambda: value_and_grad(t, x, out=np.broadcast_to(np.zeros(4), x.shape)),
+            "error",
+            "out",
+        ),
+        Case(
+            "continuous.kl_divergence",
+            "Cauchy against a normal",
+            lambda: cc.kl_divergence(stats.cauchy(0, 1), stats.norm(0, 1)).value,
+            np.inf,
+        ),
+        Case(
+            "continuous.cross_entropy",
+            "Cauchy against a normal",
+            lambda: cc.cross_entropy(stats.cauchy(0, 1), stats.norm(0, 1)).value,
+            np.inf,
+        ),
+        Case(
+            "continuous.kl_divergence",
+            "t(1) against a normal",
+            lambda: cc.kl_divergence(stats.t(1), stats.norm()).value,
+            np.inf,
+        ),
+        Case(
+            "continuous.kl_divergence",
+            "t(2) against a normal",
+            lambda: cc.kl_divergence(stats.t(2), stats.norm()).value,
+            np.inf,
+        ),
+        Case(
+            "continuous.kl_divergence",
+            "t(2) against a normal, by quadrature",
+            lambda: cc.kl_divergence(stats.t(2), stats.norm(), method="quad").value,
+            np.inf,
+        ),
+        Case(
+            "continuous.kl_divergence",
+            "two Cauchys",
+            lambda: cc.kl_divergence(stats.cauchy(*c1), stats.cauchy(*c2)).value,
+            kl_cauchy,
+        ),
+        Case("continuous.entropy", "scale 1e-320", lambda: cc.entropy(stats.norm(0, 1e-320)).value, h_tiny),
+        Case(
+            "continuous.kl_divergence",
+            "P of scale 1e-320",
+            lambda: cc.kl_divergence(stats.norm(0, 1e-320), stats.norm(1, 2)).value,
+            h_tiny_q - h_tiny,
+        ),
+        Case(
+            "continuous.kl_divergence",
+            "t(2.01) by quadrature: a tail too slow for tol",
+            lambda: cc.kl_divergence(stats.t(2.01), stats.norm(), method="quad").value,
+            "error",
+            "tol",
         ),
     ]
 

@@ -1,4 +1,4 @@
-"""Shared fixtures: the ``xp`` backend fixture and float64 oracles."""
+"""Shared fixtures: the ``xp`` backend fixture, float64 oracles, and ``cli`` to run the command line in-process."""
 
 from __future__ import annotations
 
@@ -18,9 +18,10 @@ with contextlib.suppress(ImportError):
     # process (torch.compile imports it). Loaded first, all three coexist.
     import triton  # noqa: F401
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pytest
@@ -88,3 +89,32 @@ def _jax_x64() -> None:
     except ImportError:
         return
     jax.config.update("jax_enable_x64", True)
+
+
+class CliRun(NamedTuple):
+    """The exit status, standard output and standard error of one run of the command line."""
+
+    code: int
+    out: str
+    err: str
+
+    @property
+    def error_line(self) -> str:
+        """The one line on stderr (failing the test if there are more, or a traceback)."""
+        lines = [line for line in self.err.splitlines() if line.strip()]
+        assert len(lines) == 1, self.err
+        assert "Traceback" not in self.err
+        return lines[0]
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliRun]:
+    """``cli("score", path, "--format", "json")`` runs ``crossentropy`` through ``main([...])``: a :class:`CliRun`."""
+    from crossentropy.cli import main
+
+    def run(*argv: str) -> CliRun:
+        code = main(list(argv))
+        out, err = capsys.readouterr()
+        return CliRun(code, out, err)
+
+    return run

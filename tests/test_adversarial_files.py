@@ -105,6 +105,7 @@ def many_classes(tmp_path):
     return "wide.csv"
 
 
+@pytest.mark.slow
 def test_a_non_utf8_header_is_one_line(tmp_path):
     # the fuzz finding once committed at the repository root (crash-77da5f64...)
     (tmp_path / "fuzz.csv").write_bytes(b"label\x84.2,.\x01\x00\x00\x008\n\n")
@@ -126,6 +127,7 @@ def test_bad_delimiters_are_one_line(tmp_path, capsys):
         assert err.count("\n") == 1
 
 
+@pytest.mark.slow
 def test_closed_full_and_broken_standard_output(tmp_path, many_classes):
     closed = _sh(f"{sys.executable} -m crossentropy score {many_classes} >&-", tmp_path)
     assert closed.returncode == 2
@@ -143,6 +145,7 @@ def test_closed_full_and_broken_standard_output(tmp_path, many_classes):
         assert piped.stderr == b"", piped.stderr.decode()
 
 
+@pytest.mark.slow
 def test_a_16_mb_line_on_stdin_is_an_error_not_a_fatal_crash(tmp_path):
     body = b"label,p\n1," + b"9" * (16 << 20) + b"\n"
     proc = subprocess.run([*CLI, "score", "-"], input=body, capture_output=True, timeout=300, check=False)
@@ -151,6 +154,7 @@ def test_a_16_mb_line_on_stdin_is_an_error_not_a_fatal_crash(tmp_path):
     assert "<stdin>: line 2, column 'p': probability is outside [0, 1] (value inf)" in line
 
 
+@pytest.mark.slow
 def test_dev_stdin_and_a_fifo_as_file(tmp_path):
     (tmp_path / "p.csv").write_text("label,p\n1,0.8\n0,0.1\n")
     redirected = _sh(f"{sys.executable} -m crossentropy score /dev/stdin --format json < p.csv", tmp_path)
@@ -166,6 +170,7 @@ def test_dev_stdin_and_a_fifo_as_file(tmp_path):
 # --- memory-mapped and compressed arrays (18.8, 18.13) ----------------------------------------------------
 
 
+@pytest.mark.slow
 def test_an_npy_truncated_while_it_is_read_is_an_error_not_sigbus(tmp_path):
     from crossentropy._validation import InputError
     from crossentropy.io import open_table
@@ -183,13 +188,13 @@ def test_an_npy_truncated_while_it_is_read_is_an_error_not_sigbus(tmp_path):
         import os, numpy as np
         from crossentropy.cli import main
         np.save({str(tmp_path / "g.npy")!r}, np.tile([0.0, 0.3, 0.7], (400_000, 1)))
-        import crossentropy.io as cio
-        original = cio._read_exact
+        import crossentropy.io.npy as npy_reader
+        original = npy_reader._read_exact
         def shrink_then_read(stream, count, source, row):
             if row == 65536:
                 os.truncate({str(tmp_path / "g.npy")!r}, 1 << 20)
             return original(stream, count, source, row)
-        cio._read_exact = shrink_then_read
+        npy_reader._read_exact = shrink_then_read
         raise SystemExit(main(["score", {str(tmp_path / "g.npy")!r}, "--labels", "0"]))
         """
     )
@@ -220,6 +225,7 @@ def _npy_header(shape, dtype="<f8") -> bytes:
     return buffer.getvalue()
 
 
+@pytest.mark.slow
 def test_an_npz_bomb_is_streamed_in_bounded_memory(tmp_path):
     rows = 40_000_000  # 680 MB decompressed, a few MB on disk
     path = tmp_path / "bomb.npz"
@@ -258,6 +264,7 @@ def test_huge_declared_shapes_exit_2(tmp_path, capsys):
 # --- columns (18.12) ----------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_100k_column_csv_scores_in_under_5_seconds(tmp_path, capsys):
     k = 100_000
     header = "label," + ",".join(f"p{j}" for j in range(k))

@@ -18,6 +18,8 @@ torch = pytest.importorskip("torch")
 import torch.distributed as dist  # noqa: E402
 import torch.multiprocessing as mp  # noqa: E402
 
+pytestmark = pytest.mark.slow  # each case starts gloo process groups
+
 N, V = 7, 11  # V does not divide evenly by 2 or 4
 
 CASES: dict[str, dict[str, Any]] = {

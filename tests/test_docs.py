@@ -70,8 +70,29 @@ def test_maths_becomes_mathml_outside_code_only():
     out = hooks.render_maths(text)
     assert out.count("<math") == 2
     assert 'display="block"' in out
+    assert out.count('<div class="math-display" tabindex="0"><math') == 1  # the box that scrolls on a phone
     assert "`\\(x\\)`" in out
     assert "```\n$$y$$\n```" in out
+
+
+def test_formulas_are_written_as_maths_not_code():
+    """Every page renders its formulas (MathML through the hook), as the introduction does; none is left as code."""
+    hooks = _load(DOCS / "hooks.py")
+    formula = re.compile(r"[Σ∑‖]|log [PQ]\(|= -log")
+    for name in ("index.md", "introduction.md", "concepts.md", "explore.md"):
+        text = (DOCS / name).read_text(encoding="utf-8")
+        prose = hooks._FENCE.sub("", text)
+        assert [span for span in hooks._CODE_SPAN.findall(prose) if formula.search(span)] == [], name
+    concepts = (DOCS / "concepts.md").read_text(encoding="utf-8")
+    assert concepts.count("$$") >= 6  # entropy, cross-entropy and KL, Jensen-Shannon on lines of their own
+    assert "\\(h(x) = -\\log P(x)\\)" in concepts
+
+
+def test_the_site_loads_no_web_font():
+    """mkdocs-material links Google Fonts unless told not to: the only request that would leave the site."""
+    config = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
+    theme = config.split("theme:")[1].split("\nnav:")[0]
+    assert re.search(r"^  font: false\b", theme, re.MULTILINE)
 
 
 def test_the_build_hook_skips_figures_without_matplotlib(monkeypatch, tmp_path, caplog):

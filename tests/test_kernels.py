@@ -227,6 +227,7 @@ def test_in_place_with_a_bad_row_raises():
         ce.grad.sparse_categorical_cross_entropy_value_and_grad(np.zeros(3, int), x, out=x)
 
 
+@pytest.mark.slow
 def test_thread_count_setting():
     code = (
         "import numpy as np, crossentropy as ce\n"
@@ -595,6 +596,35 @@ def test_float32_kernels_within_their_ulp_bounds_against_mpmath(isa):
                 else:
                     exact.append(-(a * mpmath.log(b) if a else 0) - ((1 - a) * mpmath.log(1 - b) if a != 1 else 0))
             assert worst(got, exact) <= 1.0, logits
+
+
+@pytest.mark.parametrize("isa", VARIANTS)
+@pytest.mark.parametrize(("dtype", "bound", "smallest"), [(np.float32, 1.0, 1e-30), (np.float64, 2.0, 1e-300)])
+def test_binary_kernel_tails_against_mpmath(isa, dtype, bound, smallest):
+    """Issue 27: float32 binary CE with label 0 gave -0.0 for p = 1e-20 (1 - p rounded to 1 before the log).
+    Probabilities and their complements down to ``smallest``, logits from 1e-30 to 1e4 in magnitude, both labels:
+    within the bound of docs/accuracy.md, in every variant."""
+    mpmath = pytest.importorskip("mpmath")
+    mpmath.mp.prec = 200  # 1 - 1e-300 needs 1000 bits: the oracle takes log1p(-p) instead
+    rng = np.random.default_rng(27)
+    tiny = 10 ** rng.uniform(math.log10(smallest), 0, 150)
+    sign = np.where(rng.uniform(size=150) > 0.5, 1.0, -1.0)
+    for logits, raw in ((False, np.concatenate([tiny, 1 - tiny])), (True, sign * 10 ** rng.uniform(-30, 4, 150))):
+        x = raw.astype(dtype)
+        y = (rng.uniform(size=x.size) > 0.5).astype(dtype)
+        with _kernels.use_isa(isa):
+            got = ce.binary_cross_entropy(y, x, from_logits=logits, reduction="none")
+        for a, b, g in zip(y, x, got, strict=True):
+            a, b = mpmath.mpf(float(a)), mpmath.mpf(float(b))
+            if logits:
+                exact = a * mpmath.log1p(mpmath.exp(-b)) + (1 - a) * mpmath.log1p(mpmath.exp(b))
+            else:
+                exact = -(a * mpmath.log(b) if a else 0) - ((1 - a) * mpmath.log1p(-b) if a != 1 else 0)
+            if not mpmath.isfinite(exact):
+                assert g == float(exact), (a, b, g)
+                continue
+            ulp = float(np.spacing(dtype(abs(float(exact)))))
+            assert float(abs(mpmath.mpf(float(g)) - exact)) <= bound * ulp, (float(a), float(b), float(g), exact)
 
 
 def test_read_and_copy_floors():

@@ -97,6 +97,7 @@ def test_cross_entropy_reaches_90_percent_in_fewer_epochs_on_digits():
     assert mse_epochs is None or ce_epochs < mse_epochs
 
 
+@pytest.mark.slow
 def test_saturated_start_squared_error_gradient_is_orders_of_magnitude_smaller():
     X_train, X_test, y_train, y_test = learn.load_dataset("digits", seed=0)
     runs = {
@@ -130,6 +131,7 @@ def test_bad_options():
         learn.load_dataset("mnist")
 
 
+@pytest.mark.slow
 def test_train_command_json_and_plot(capsys, tmp_path):
     pytest.importorskip("matplotlib")
     plot = tmp_path / "curves.png"

@@ -171,6 +171,7 @@ def test_bfloat16_torch():
 # --- backends -------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_losses_on_every_backend(xp):
     x, t, p = _rng_case(7)
     y = np.eye(4)[t]
@@ -331,6 +332,7 @@ def test_grad_matches_torch_own_cross_entropy():
     np.testing.assert_allclose(got, xb.grad.numpy(), rtol=1e-12, atol=1e-15)
 
 
+@pytest.mark.slow
 def test_jax_grad_and_jit_of_losses():
     jax = pytest.importorskip("jax")
     import jax.numpy as jnp
@@ -379,6 +381,7 @@ def test_property_shift_invariance(case, shift):
 
 
 @given(logit_rows, st.randoms(use_true_random=False))
+@pytest.mark.slow
 def test_property_class_permutation(case, rnd):
     x, t = case
     perm = list(range(x.shape[1]))

@@ -70,14 +70,14 @@ def test_rolling_windows_are_the_harness_windows(n, context, data):
 
 @given(st.text(alphabet=" \t\n\u00a0ab", max_size=40), st.lists(st.integers(0, 40), max_size=6))
 def test_word_count_streamed_equals_the_harness_count(text, cuts):
-    from crossentropy._perplexity import _WHITESPACE
+    from crossentropy._perplexity.text import WHITESPACE
 
     assert word_count(text) == len(re.split(r"\s+", text))
     bounds = sorted({min(c, len(text)) for c in cuts})
     pieces = [text[a:b] for a, b in zip([0, *bounds], [*bounds, len(text)], strict=True)]
     words, ended_blank = 1, False
-    for piece in pieces:  # the update of crossentropy._perplexity.run
-        words += sum(1 for _ in _WHITESPACE.finditer(piece)) - (1 if ended_blank and piece[:1].isspace() else 0)
+    for piece in pieces:  # the update of crossentropy._perplexity.engine.run
+        words += sum(1 for _ in WHITESPACE.finditer(piece)) - (1 if ended_blank and piece[:1].isspace() else 0)
         ended_blank = piece[-1:].isspace() if piece else ended_blank
     assert words == len(re.split(r"\s+", text))
 
@@ -175,13 +175,13 @@ def _tokenizer():
     )
 
 
-def _llama(vocab: int = 32000, positions: int = 64):
-    torch.manual_seed(0)
+def _llama(vocab: int = 32000, positions: int = 64, *, hidden: int = 256, layers: int = 2, seed: int = 0):
+    torch.manual_seed(seed)
     config = transformers.LlamaConfig(
         vocab_size=vocab,
-        hidden_size=256,
-        intermediate_size=512,
-        num_hidden_layers=2,
+        hidden_size=hidden,
+        intermediate_size=2 * hidden,
+        num_hidden_layers=layers,
         num_attention_heads=4,
         num_key_value_heads=2,
         max_position_embeddings=positions,
@@ -255,22 +255,24 @@ def _check_metrics(m, nll, tokens, text):
 
 
 @pytest.mark.parametrize(("lines", "context", "stride", "batch_size"), [(60, 64, 64, 1), (16, 48, 16, 3)])
+@pytest.mark.slow
 def test_perplexity_equals_the_unfused_computation(
     llama, tokenizer, tmp_path, monkeypatch, lines, context, stride, batch_size
 ):
-    from crossentropy import _perplexity
+    from crossentropy._perplexity import engine
     from crossentropy.transformers import perplexity
 
     text = generated_text(lines, seed=3)
     path = tmp_path / "small.txt"
     path.write_text(text, encoding="utf-8")
     nll, tokens = unfused_nll(llama, tokenizer, text, context, stride)
-    monkeypatch.setattr(_perplexity, "PIECE_BYTES", 97)  # the file is read, decoded and encoded in many pieces
+    monkeypatch.setattr(engine, "PIECE_BYTES", 97)  # the file is read, decoded and encoded in many pieces
     report = perplexity(llama, path, tokenizer=tokenizer, context=context, stride=stride, batch_size=batch_size)
-    assert report.documents is None
+    assert [(d.name, d.file, d.line) for d in report.documents] == [(str(path), str(path), None)]  # one document
     _check_metrics(report.total.metrics(), nll, tokens, text)
 
 
+@pytest.mark.slow
 def test_perplexity_of_a_soft_capped_model_equals_the_unfused_computation(tokenizer, tmp_path):
     from crossentropy.transformers import perplexity
 
@@ -283,6 +285,7 @@ def test_perplexity_of_a_soft_capped_model_equals_the_unfused_computation(tokeni
     _check_metrics(report.total.metrics(), nll, tokens, text)
 
 
+@pytest.mark.slow
 def test_jsonl_documents_are_scored_one_by_one(llama, tokenizer, tmp_path):
     from crossentropy.transformers import perplexity
 
@@ -297,7 +300,8 @@ def test_jsonl_documents_are_scored_one_by_one(llama, tokenizer, tmp_path):
         _check_metrics(doc.metrics(), nll, tokens, text)
     empty = report.documents[3].metrics()
     assert (empty["tokens"], empty["bytes"], empty["words"]) == (0, 0, 1)
-    assert math.isnan(empty["token_perplexity"])
+    assert report.empty == [report.documents[3]]  # listed; its measures do not exist (not NaN)
+    assert all(empty[m] is None for m in ("token_perplexity", "bits_per_byte", "word_perplexity"))
     total = report.total.metrics()
     assert total["tokens"] == sum(d.tokens for d in report.documents)
     assert total["words"] == sum(len(re.split(r"\s+", d)) for d in docs)
@@ -337,6 +341,7 @@ def test_perplexity_needs_a_tokenizer_and_a_supported_model(llama, tokenizer, tm
         perplexity(bert, path, tokenizer=tokenizer)
 
 
+@pytest.mark.slow
 def test_cli_json_equals_the_library(model_dir, llama, tokenizer, tmp_path, capsys):
     from crossentropy.transformers import perplexity
 
@@ -349,12 +354,13 @@ def test_cli_json_equals_the_library(model_dir, llama, tokenizer, tmp_path, caps
     expected = perplexity(llama, path, tokenizer=tokenizer, context=32, stride=16).as_dict()  # what was saved
     assert out.keys() == expected.keys()
     assert out["model"] == str(model_dir)
-    for key in ("tokens", "bytes", "words", "context", "stride", "prefix_token", "file"):
+    for key in ("tokens", "bytes", "words", "context", "stride", "prefix_token", "files", "tokenizer", "vocab_size"):
         assert out[key] == expected[key]
     for key in ("cross_entropy_nats", "token_perplexity", "bits_per_byte", "word_perplexity"):
         assert out[key] == pytest.approx(expected[key], rel=1e-12)
 
 
+@pytest.mark.slow
 def test_cli_table_per_document_and_progress(model_dir, tmp_path, capsys):
     path = tmp_path / "docs.jsonl"
     path.write_text("\n".join(json.dumps({"text": generated_text(4, seed=s)}) for s in range(2)) + "\n")

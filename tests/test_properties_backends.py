@@ -10,6 +10,8 @@ import pytest
 import crossentropy as ce
 from optional import HealthCheck, given, hnp, settings, st
 
+pytestmark = pytest.mark.slow  # Hypothesis on four backends
+
 backend_settings = settings(suppress_health_check=[HealthCheck.function_scoped_fixture], max_examples=25)
 
 distributions = (

@@ -23,6 +23,8 @@ transformers = pytest.importorskip("transformers")
 from crossentropy import InputError  # noqa: E402
 from crossentropy.transformers import is_patched, patch, unpatch  # noqa: E402
 
+pytestmark = pytest.mark.slow  # Hugging Face models are built and trained
+
 LOSS_RTOL = 1e-5
 """The issue's bound on the relative difference of the float32 losses."""
 

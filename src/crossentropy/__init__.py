@@ -10,7 +10,7 @@ every other library's clipping available by name, on any array API array.
 
 from __future__ import annotations
 
-from . import conventions, grad
+from . import calibration, conventions, grad
 from ._information import cross_entropy, entropy, information, js_divergence, kl_divergence, perplexity
 from ._joint import (
     conditional_entropy,
@@ -31,7 +31,7 @@ from .losses import (
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("continuous", "dask", "distributed", "io", "learn", "plot", "torch", "transformers")
+_SUBMODULES = ("continuous", "dask", "distributed", "io", "learn", "plot", "scoring", "torch", "transformers")
 
 
 def __getattr__(name: str) -> object:
@@ -48,6 +48,7 @@ __all__ = [
     "__version__",
     "binary_cross_entropy",
     "binary_focal_loss",
+    "calibration",
     "categorical_cross_entropy",
     "categorical_focal_loss",
     "conditional_entropy",

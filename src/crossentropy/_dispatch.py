@@ -19,14 +19,11 @@ takes for each operation):
   arrays and, through a registered torch custom op, CPU torch tensors.
 - ``"triton"``: the fused Triton kernels, for CUDA torch tensors.
 
-For the PyTorch drop-in (:mod:`crossentropy.torch`) the reference is
-PyTorch's own kernel; this module's half for it,
-:mod:`crossentropy._dispatch_dropin`, decides with the rules here whether a
-call is one the fused kernel takes exactly as PyTorch does, and whether it is
-large enough for the fused kernel to be faster (its ``CROSSOVER`` table,
-measured). Under ``torch.func`` transforms and forward-mode AD every torch
-call takes the reference path (:func:`transformed`: the fused kernels read
-raw storage, which a transformed tensor does not have).
+This module's torch half, :mod:`crossentropy._dispatch_dropin`, runs the
+torch custom ops and decides the PyTorch drop-in's calls with the rules here
+(for the drop-in the reference is PyTorch's own kernel, and a measured
+crossover keeps calls too small for the fused kernel on it). Under
+``torch.func`` transforms every torch call takes the reference path.
 
 :func:`use` forces one backend in a context, and the environment variable
 ``CROSSENTROPY_BACKEND`` (``reference``, ``cpu``, ``triton``) forces one for
@@ -70,11 +67,16 @@ _SUPPORT: dict[str, dict[str, tuple[str, ...]]] = {
     "info": {CPU: ("numpy",)},
     "linear": {CPU: ("torch",), TRITON: ("torch",)},
     "vocab_parallel": {CPU: ("torch",), TRITON: ("torch",)},
+    "token_stats": {CPU: ("torch",), TRITON: ("torch",)},  # per-position statistics of logits (given or linear)
+    "distill": {CPU: ("numpy", "torch"), TRITON: ("torch",)},
+    "linear_distill": {CPU: ("torch",), TRITON: ("torch",)},
 }
 """Operation -> backend -> the array kinds it takes. Operations: ``sparse`` (cross-entropy of logits
 with integer labels), ``soft`` (of logits with soft targets), ``binary`` (elementwise binary
 cross-entropy), ``info`` (entropy, cross-entropy, KL of probabilities), ``linear`` (linear +
-cross-entropy, chunked), ``vocab_parallel`` (the per-shard statistics and gradient)."""
+cross-entropy, chunked), ``vocab_parallel`` (the per-shard statistics and gradient), ``distill``
+(divergences between two rows: KL either way or the generalised JSD, of logits, or of probabilities
+against logits), ``linear_distill`` (the same from hidden states and LM-head weights, chunked)."""
 
 AUTO = "auto"
 ENVIRONMENT = "CROSSENTROPY_BACKEND"
@@ -83,10 +85,8 @@ ENVIRONMENT = "CROSSENTROPY_BACKEND"
 def _environment() -> str | None:
     """The backend the environment forces (read once, at import), or None."""
     value = os.environ.get(ENVIRONMENT, "").strip().lower()
-    if value in ("", AUTO) and os.environ.get("CROSSENTROPY_DISABLE_KERNELS", "") not in ("", "0"):
-        return REFERENCE
     if value in ("", AUTO):
-        return None
+        return REFERENCE if os.environ.get("CROSSENTROPY_DISABLE_KERNELS", "") not in ("", "0") else None
     if value not in BACKENDS:
         warnings.warn(
             f"{ENVIRONMENT}={value!r} ignored: it must be one of {', '.join(BACKENDS)} or {AUTO}", stacklevel=2
@@ -188,12 +188,8 @@ def forced() -> str | None:
 
 
 def transformed() -> bool:
-    """Whether a ``torch.func`` transform (grad, vmap, jacrev, ...) or forward-mode AD is active.
-
-    Their tensors are wrappers without storage, which no fused kernel can
-    read: torch calls then take the reference path (plain torch operations),
-    which every transform sees through.
-    """
+    """Whether a ``torch.func`` transform (grad, vmap, jacrev, ...) or forward-mode AD is active: their tensors
+    have no storage for a fused kernel to read, so torch calls take the reference path, which they see through."""
     torch = sys.modules.get("torch")
     if torch is None or _compiling():
         return False
@@ -259,24 +255,23 @@ _TORCH_KERNELS = {REFERENCE: "torch_ops", CPU: "torch_cpu", TRITON: "triton_ce"}
 tensors; the reference one is plain torch operations."""
 
 
-def torch_kernel_of(backend: str) -> str:
-    """The kernel module of ``backend`` for torch tensors (imported), for a caller that has chosen it."""
-    name = _TORCH_KERNELS[backend]
+def _imported(name: str) -> str:
+    """``name``, a module under :mod:`crossentropy._kernels`, imported (not while tracing: a traced graph calls
+    the custom op, whose implementation imports it)."""
     if not _compiling():
         importlib.import_module(f"{__package__}._kernels.{name}")
     return name
 
 
-def torch_kernel(op: str, x: Any) -> str:
-    """The kernel module for a torch integration's operation ``op`` on tensor ``x``, imported and named.
+def torch_kernel_of(backend: str) -> str:
+    """The kernel module of ``backend`` for torch tensors (imported), for a caller that has chosen it."""
+    return _imported(_TORCH_KERNELS[backend])
 
-    Where no fused kernel applies (another device, kernels not built) it is
-    the plain-torch module, so the caller always gets one.
-    """
-    name = _TORCH_KERNELS[choose(op, x)]
-    if not _compiling():  # a traced graph calls the custom op, whose implementation imports it
-        importlib.import_module(f"{__package__}._kernels.{name}")
-    return name
+
+def torch_kernel(op: str, x: Any) -> str:
+    """The kernel module for a torch integration's operation ``op`` on tensor ``x``, imported and named (the
+    plain-torch one where no fused kernel applies: another device, kernels not built)."""
+    return torch_kernel_of(choose(op, x))
 
 
 # --- the fused calls ---------------------------------------------------------------------------------
@@ -370,7 +365,10 @@ def sparse(
     else:
         if validate and cw is not None and not bool(((cw >= 0) & (cw < float("inf"))).all()):
             return None
-        values = torch_cross_entropy(
+        from ._kernels import autograd  # choose() has ruled out torch.func transforms
+
+        values = autograd.sparse_cross_entropy(
+            torch_kernel_of(backend),
             x.reshape(-1, c),
             t.reshape(-1),
             class_weight=inside,
@@ -404,10 +402,8 @@ def takes_value_and_grad(
     x: Any = logits
     if not _integer_labels(labels, "numpy") or labels.shape != x.shape[:-1] or x.shape[-1] == 0:  # type: ignore[attr-defined]
         return False
-    if out is None:
-        return bool(x.flags.c_contiguous)
-    fits = isinstance(out, np.ndarray) and out.shape == x.shape and out.dtype == x.dtype and out.flags.c_contiguous
-    return bool(x.flags.c_contiguous and fits)
+    fits = out is None or (isinstance(out, np.ndarray) and out.shape == x.shape and out.dtype == x.dtype)
+    return bool(x.flags.c_contiguous and fits and (out is None or out.flags.c_contiguous))  # type: ignore[attr-defined]
 
 
 def sparse_value_and_grad(
@@ -533,7 +529,7 @@ def info(kind: str, p: object, q: object | None, *, axis: object, check_sums: bo
     return None if rows is None else rows.reshape(first.shape[:-1])
 
 
-# --- torch integrations: the drop-in, linear + cross-entropy, the vocabulary-parallel shards ---------------
+# --- torch integrations (their fused calls: crossentropy._dispatch_dropin) -----------------------------------
 
 
 def prepare_torch() -> None:
@@ -546,117 +542,159 @@ def prepare_torch() -> None:
     importlib.import_module(f"{__package__}._kernels.autograd")
 
 
-def torch_cross_entropy(
-    logits: Any,
-    labels: Any,
-    *,
-    class_weight: Any = None,
-    ignore_index: int | None,
-    label_smoothing: float = 0.0,
-    z_loss: float = 0.0,
-    softcap: float = 0.0,
-    reduction: str,
-    check_labels: bool,
-    kernel: str | None = None,
-) -> Any:
-    """PyTorch's cross-entropy of logits ``(n, V)`` with labels ``(n,)`` on the kernel for their device.
-
-    The mean divides by the summed class weights of the non-ignored targets;
-    nothing is read back to the host, so it compiles and never synchronises.
-    ``kernel`` is the kernel module when the caller has chosen it. Under
-    ``torch.func`` transforms the loss is plain torch operations (a label out
-    of range then gives a NaN row: a transform cannot raise on values).
-    """
-    from ._kernels import autograd, torch_ops
-
-    if transformed():
-        return torch_ops.reference(
-            logits,
-            labels,
-            class_weight=class_weight,
-            ignore_index=ignore_index,
-            smoothing=label_smoothing,
-            z_loss=z_loss,
-            softcap=softcap,
-            reduction=reduction,
-        ).to(logits.dtype)
-    return autograd.sparse_cross_entropy(
-        kernel or torch_kernel("sparse", logits),
-        logits,
-        labels,
-        class_weight=class_weight,
-        ignore_index=ignore_index,
-        label_smoothing=label_smoothing,
-        z_loss=z_loss,
-        softcap=softcap,
-        reduction=reduction,
-        check_labels=check_labels,
-    )
-
-
 LINEAR_BLOCK_BYTES = 256 << 20
 """The default size of one block of logits in linear + cross-entropy."""
 
 
-def torch_linear_cross_entropy(
-    hidden: Any,
-    weight: Any,
-    labels: Any,
-    *,
-    bias: Any = None,
-    class_weight: Any = None,
-    ignore_index: int | None,
-    label_smoothing: float = 0.0,
-    softcap: float = 0.0,
-    reduction: str,
-    chunk: int | None = None,
-    check_labels: bool,
-    upcast: bool = False,
-    kernel: str | None = None,
-) -> Any:
-    """``cross_entropy(hidden @ weight.T + bias, labels)`` blocked over rows, on the kernel for their device.
+# --- token statistics: the no-gradient pass over logits and their targets ----------------------------------------
 
-    ``chunk`` rows per block (default: about 256 MiB of logits); ``upcast``
-    computes the products of bfloat16/float16 inputs in float32. The loss is
-    returned in the accumulation dtype (float32 for bfloat16/float16 inputs).
-    ``kernel`` is the kernel module when the caller has chosen it. Under
-    ``torch.func`` transforms the loss is plain torch operations on the whole
-    ``N x V`` logits.
-    """
-    from ._kernels import autograd, torch_ops
+_STATS_KERNELS = {REFERENCE: "stats_torch", CPU: "stats_cpu", TRITON: "triton_stats"}
+"""The module (under :mod:`crossentropy._kernels`) computing the token statistics of rows for each backend."""
 
-    if transformed():
-        return torch_ops.linear_reference(
-            hidden,
-            weight,
-            bias,
-            labels,
-            class_weight=class_weight,
-            ignore_index=ignore_index,
-            smoothing=label_smoothing,
-            softcap=softcap,
-            reduction=reduction,
-            upcast=upcast,
-        )
-    if chunk is None:
-        chunk = max(1, LINEAR_BLOCK_BYTES // max(1, weight.shape[0] * hidden.element_size()))
-    return autograd.linear_cross_entropy(
-        kernel or torch_kernel("linear", hidden),
-        hidden,
-        weight,
-        labels,
-        bias=bias,
-        class_weight=class_weight,
-        ignore_index=ignore_index,
-        label_smoothing=label_smoothing,
-        softcap=softcap,
-        reduction=reduction,
-        chunk=chunk,
-        check_labels=check_labels,
-        upcast=upcast,
+
+def prepare_token_statistics() -> None:
+    """Load what a traced call of the token statistics relies on: the kernel library and the two custom ops."""
+    _kernels.available()
+    importlib.import_module(f"{__package__}._kernels.stats_ops")
+
+
+def stats_kernel(x: Any) -> str:
+    """The token-statistics kernel module for tensor ``x``, imported and named (plain torch where none applies)."""
+    return _imported(_STATS_KERNELS[choose("token_stats", x)])
+
+
+def torch_token_statistics(logits: Any, targets: Any, *, ignore_index: int | None, temperature: float) -> Any:
+    """Per-position ``(logprob, entropy, rank, top1, lse)`` of logits ``(*, V)`` and targets ``(*)`` on the kernel
+    for their device; nothing is read back to the host, so it compiles and never synchronises."""
+    from ._kernels import stats_ops
+
+    return stats_ops.token_statistics(
+        stats_kernel(logits), logits, targets, ignore_index=ignore_index, temperature=temperature
     )
 
 
-def vocab_shard_kernel(shard: Any) -> ModuleType:
-    """The module computing a vocabulary shard's row statistics and softmax gradient on its device."""
-    return importlib.import_module(f"{__package__}._kernels.{torch_kernel('vocab_parallel', shard)}")
+def torch_linear_token_statistics(
+    hidden: Any,
+    weight: Any,
+    targets: Any,
+    *,
+    bias: Any,
+    ignore_index: int | None,
+    temperature: float,
+    softcap: float,
+    chunk: int | None,
+) -> Any:
+    """The statistics of ``softcap(hidden @ weight.T + bias)`` blocked over rows, on the kernel for their device.
+
+    ``chunk`` rows per block; by default a block holds about
+    :data:`LINEAR_BLOCK_BYTES` of logits, counting the float32 copy the C
+    kernel makes of bfloat16/float16 ones.
+    """
+    from ._kernels import stats_ops
+
+    if chunk is None:
+        per_logit = weight.element_size() + (4 if weight.element_size() < 4 else 0)
+        chunk = max(1, LINEAR_BLOCK_BYTES // max(1, weight.shape[0] * per_logit))
+    return stats_ops.linear_token_statistics(
+        stats_kernel(hidden),
+        hidden,
+        weight,
+        targets,
+        bias=bias,
+        ignore_index=ignore_index,
+        temperature=temperature,
+        softcap=softcap,
+        chunk=chunk,
+    )
+
+
+# --- distillation: divergences between two models' rows ----------------------------------------------------
+
+_KL_KERNELS = {REFERENCE: "kl_ops", CPU: "kl_cpu", TRITON: "triton_kl"}
+"""The kernel module (under :mod:`crossentropy._kernels`) that computes each backend's divergences of row pairs
+of torch tensors; the reference one is plain torch operations."""
+
+
+def kl_kernel(op: str, x: Any) -> str:
+    """The divergence kernel module for operation ``op`` (``distill`` or ``linear_distill``) on tensor ``x``,
+    imported and named (the plain-torch one where no fused kernel applies)."""
+    return _imported(_KL_KERNELS[choose(op, x)])
+
+
+def prepare_distillation() -> None:
+    """Load what a traced distillation call relies on (see :func:`prepare_torch`), the divergence ops too."""
+    prepare_torch()
+    importlib.import_module(f"{__package__}._kernels.distill_autograd")
+
+
+def torch_distillation(student: Any, teacher: Any, **options: Any) -> tuple[Any, Any]:
+    """Per-row divergence of the student's and the teacher's rows ``(n, V)`` on the kernel for their device:
+    ``(values, aux)`` of :func:`crossentropy._kernels.distill_autograd.distill` (differentiable with respect to
+    ``student``; nothing is read back to the host)."""
+    from ._kernels import distill_autograd
+
+    return distill_autograd.distill(kl_kernel("distill", student), student, teacher, **options)
+
+
+DISTILL_BLOCK_BYTES = 1 << 30
+"""The default size of one block of both models' logits in linear + distillation: larger than
+:data:`LINEAR_BLOCK_BYTES`, as each block reads both LM heads and updates the student's gradient once (at
+N x D x V = 1024 x 1024 x 128256, 1 GiB blocks took 29 s against 41 s for 256 MiB ones, in one run)."""
+
+
+def torch_linear_distillation(h_s: Any, w_s: Any, h_t: Any, w_t: Any, **options: Any) -> tuple[Any, Any]:
+    """The divergence of two models' logits from hidden states and LM-head weights, over blocks of rows holding
+    about :data:`DISTILL_BLOCK_BYTES` of both models' logits
+    (:func:`crossentropy._kernels.distill_autograd.linear_distill`)."""
+    from ._kernels import distill_autograd
+
+    least = 4 if options.get("upcast") else 1  # upcast: the blocks of bfloat16/float16 weights are float32
+    row_bytes = w_s.shape[0] * (max(w_s.element_size(), least) + max(w_t.element_size(), least))
+    chunk = max(1, DISTILL_BLOCK_BYTES // max(1, row_bytes))
+    return distill_autograd.linear_distill(kl_kernel("linear_distill", h_s), h_s, w_s, h_t, w_t, chunk=chunk, **options)
+
+
+def divergence(
+    divergence: str, reference: object, logits: object, *, teacher_probs: bool, last_axis: bool, check_sums: bool
+) -> Array | None:
+    """Row-wise ``KL(P || Q)`` (``"forward_kl"``) or ``JS(P, Q)`` (``"jsd"``) of ``logits`` (Q, events last)
+    against ``reference`` (P: probabilities with ``teacher_probs``, else logits) from a fused kernel, or None.
+
+    One pass per row pair: the C kernel for NumPy arrays and CPU tensors,
+    Triton for CUDA tensors; torch results are differentiable with respect to
+    ``logits``. Returns None where the reference path must run: no kernel, a
+    layout or dtype it does not take, ``reference`` needing a gradient, or
+    (with ``check_sums``, the validating call) invalid values, which the
+    reference path then reports.
+    """
+    backend = choose("distill", logits, last_axis=last_axis)
+    p: Any = reference
+    q: Any = logits
+    kind = _kind(q)
+    if backend == REFERENCE or _kind(p) != kind or p.shape != q.shape or p.dtype != q.dtype or q.shape[-1] == 0:
+        return None
+    c = q.shape[-1]
+    if kind == "numpy":
+        tol = sum_tolerance(np, q.dtype)
+        found = _kernels.distill(
+            q.reshape(-1, c),
+            p.reshape(-1, c),
+            divergence=divergence,
+            teacher_probs=teacher_probs,
+            check_sums=check_sums,
+            tol=tol,
+        )
+        return None if found is None else found[0].reshape(q.shape[:-1])
+    torch = sys.modules["torch"]
+    if p.requires_grad and torch.is_grad_enabled():
+        return None  # the reference path differentiates both arguments
+    if check_sums and teacher_probs:
+        sums_ok = (p.double().sum(-1) - 1.0).abs() <= float(torch.finfo(p.dtype).eps) ** 0.5
+        if not bool((((p >= 0) & (p <= 1)).all(-1) & sums_ok).all()):
+            return None
+    values, _ = torch_distillation(
+        q.reshape(-1, c), p.reshape(-1, c), divergence=divergence, teacher_probs=teacher_probs
+    )
+    if check_sums and bool(values.isnan().any()):
+        return None
+    return values.to(q.dtype).reshape(q.shape[:-1])

@@ -25,7 +25,9 @@ module imports torch.
 
 from __future__ import annotations
 
+import importlib
 import math
+from types import ModuleType
 from typing import Any
 
 import torch
@@ -33,7 +35,15 @@ from torch.overrides import has_torch_function_variadic
 
 from . import _dispatch
 
-__all__ = ["cross_entropy", "cross_entropy_backend", "linear_cross_entropy", "linear_cross_entropy_backend"]
+__all__ = [
+    "cross_entropy",
+    "cross_entropy_backend",
+    "linear_cross_entropy",
+    "linear_cross_entropy_backend",
+    "torch_cross_entropy",
+    "torch_linear_cross_entropy",
+    "vocab_shard_kernel",
+]
 
 _F = torch.nn.functional
 _TENSOR = torch.Tensor
@@ -136,6 +146,124 @@ def _backend(op: str, x: torch.Tensor, logits: int, classes: int, grad: bool) ->
     return backend if fused_pays(op, x.dtype, logits, classes, grad) else _dispatch.REFERENCE
 
 
+# --- the fused calls: custom ops on the kernel for the tensors' device (the other torch integrations call them) ---
+
+
+def torch_cross_entropy(
+    logits: Any,
+    labels: Any,
+    *,
+    class_weight: Any = None,
+    ignore_index: int | None,
+    label_smoothing: float = 0.0,
+    z_loss: float = 0.0,
+    softcap: float = 0.0,
+    reduction: str,
+    check_labels: bool,
+    kernel: str | None = None,
+) -> Any:
+    """PyTorch's cross-entropy of logits ``(n, V)`` with labels ``(n,)`` on the kernel for their device.
+
+    The mean divides by the summed class weights of the non-ignored targets;
+    nothing is read back to the host, so it compiles and never synchronises.
+    ``kernel`` is the kernel module when the caller has chosen it. Under
+    ``torch.func`` transforms the loss is plain torch operations (a label out
+    of range then gives a NaN row: a transform cannot raise on values).
+    """
+    from ._kernels import autograd, torch_ops
+
+    if _dispatch.transformed():
+        return torch_ops.reference(
+            logits,
+            labels,
+            class_weight=class_weight,
+            ignore_index=ignore_index,
+            smoothing=label_smoothing,
+            z_loss=z_loss,
+            softcap=softcap,
+            reduction=reduction,
+        ).to(logits.dtype)
+    return autograd.sparse_cross_entropy(
+        kernel or _dispatch.torch_kernel("sparse", logits),
+        logits,
+        labels,
+        class_weight=class_weight,
+        ignore_index=ignore_index,
+        label_smoothing=label_smoothing,
+        z_loss=z_loss,
+        softcap=softcap,
+        reduction=reduction,
+        check_labels=check_labels,
+    )
+
+
+def torch_linear_cross_entropy(
+    hidden: Any,
+    weight: Any,
+    labels: Any,
+    *,
+    bias: Any = None,
+    class_weight: Any = None,
+    ignore_index: int | None,
+    label_smoothing: float = 0.0,
+    softcap: float = 0.0,
+    reduction: str,
+    chunk: int | None = None,
+    check_labels: bool,
+    upcast: bool = False,
+    kernel: str | None = None,
+) -> Any:
+    """``cross_entropy(hidden @ weight.T + bias, labels)`` blocked over rows, on the kernel for their device.
+
+    ``chunk`` rows per block (default: about ``_dispatch.LINEAR_BLOCK_BYTES`` of logits); ``upcast``
+    computes the products of bfloat16/float16 inputs in float32. The loss is
+    returned in the accumulation dtype (float32 for bfloat16/float16 inputs).
+    ``kernel`` is the kernel module when the caller has chosen it. Under
+    ``torch.func`` transforms the loss is plain torch operations on the whole
+    ``N x V`` logits.
+    """
+    from ._kernels import autograd, torch_ops
+
+    if _dispatch.transformed():
+        return torch_ops.linear_reference(
+            hidden,
+            weight,
+            bias,
+            labels,
+            class_weight=class_weight,
+            ignore_index=ignore_index,
+            smoothing=label_smoothing,
+            softcap=softcap,
+            reduction=reduction,
+            upcast=upcast,
+        )
+    if chunk is None:
+        chunk = max(1, _dispatch.LINEAR_BLOCK_BYTES // max(1, weight.shape[0] * hidden.element_size()))
+    return autograd.linear_cross_entropy(
+        kernel or _dispatch.torch_kernel("linear", hidden),
+        hidden,
+        weight,
+        labels,
+        bias=bias,
+        class_weight=class_weight,
+        ignore_index=ignore_index,
+        label_smoothing=label_smoothing,
+        softcap=softcap,
+        reduction=reduction,
+        chunk=chunk,
+        check_labels=check_labels,
+        upcast=upcast,
+    )
+
+
+def vocab_shard_kernel(shard: Any) -> ModuleType:
+    """The module computing a vocabulary shard's row statistics and softmax gradient on its device."""
+    return importlib.import_module(f"{__package__}._kernels.{_dispatch.torch_kernel('vocab_parallel', shard)}")
+
+
+# --- the drop-in ------------------------------------------------------------------------------------------
+
+
 def cross_entropy_backend(
     input: Any, target: Any, weight: Any, ignore_index: Any, reduction: Any, label_smoothing: Any
 ) -> str:
@@ -182,7 +310,7 @@ def cross_entropy(
         x, t = input, target
     else:  # (N, C, d1, ..., dK): the class axis moved last
         x, t = input.movedim(1, -1).reshape(-1, num_classes), target.reshape(-1)
-    out: torch.Tensor = _dispatch.torch_cross_entropy(
+    out: torch.Tensor = torch_cross_entropy(
         x,
         t,
         class_weight=weight,
@@ -308,7 +436,7 @@ def linear_cross_entropy(
             options=options,
         )
     hidden, labels = (input.unsqueeze(0), target.reshape(1)) if input.ndim == 1 else (input, target)
-    out: torch.Tensor = _dispatch.torch_linear_cross_entropy(
+    out: torch.Tensor = torch_linear_cross_entropy(
         hidden,
         linear_weight,
         labels,

@@ -6,7 +6,8 @@ self-contained page (``_static/explore.html``, no network needed) and a JSON
 API whose every number comes from the library itself:
 
 - ``POST /api/compare`` ``{"p": [...], "q": [...], "base": 2 | null}`` returns
-  H(P), H(Q), H(P,Q), H(Q,P), KL both ways and JS;
+  H(P), H(Q), H(P,Q), H(Q,P), KL both ways and JS, and each event's terms of the
+  sums (``-log Q(x)``, ``P(x) (-log Q(x))``, ``P(x) log(P(x) / Q(x))``);
 - ``POST /api/binary`` ``{"p": 0.7, "base": 2 | null}`` returns the
   cross-entropy of the true class against the probability ``p`` the model
   gives it, and the curve over ``p`` (dense near 0, where it is steep);
@@ -36,7 +37,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from typing import Any
 
-from ._information import cross_entropy, entropy, js_divergence, kl_divergence
+from ._comparison import comparison
+from ._formatting import json_number, unit_name
+from ._information import cross_entropy, information
 from ._validation import InputError, check_base
 
 __all__ = ["api_binary", "api_compare", "api_predictions", "make_server", "serve_in_thread"]
@@ -54,17 +57,6 @@ CURVE_GRID = sorted({i / 10_000 for i in range(5, 100, 5)} | {i / 1000 for i in 
 
 class _BadRequest(ValueError):
     """A request body that is not a JSON object the API can read."""
-
-
-def _number(value: Any) -> float | str | None:
-    v = float(value)
-    if math.isnan(v):
-        return None
-    return v if math.isfinite(v) else ("inf" if v > 0 else "-inf")
-
-
-def _unit(base: float | None) -> str:
-    return "nats" if base is None else ("bits" if base == 2 else f"log base {base:g}")
 
 
 def _real(value: Any, name: str) -> float:
@@ -95,16 +87,21 @@ def api_compare(payload: dict[str, Any]) -> dict[str, Any]:
     p, q, b = _vector(payload, "p"), _vector(payload, "q"), _base(payload)
     if len(p) != len(q):
         raise InputError(f"P has {len(p)} events but Q has {len(q)}")
-    values = {
-        "H(P)": entropy(p, base=b),
-        "H(Q)": entropy(q, base=b),
-        "H(P,Q)": cross_entropy(p, q, base=b),
-        "H(Q,P)": cross_entropy(q, p, base=b),
-        "KL(P||Q)": kl_divergence(p, q, base=b),
-        "KL(Q||P)": kl_divergence(q, p, base=b),
-        "JS(P,Q)": js_divergence(p, q, base=b),
-    }
-    return {"unit": _unit(b), **{k: _number(v) for k, v in values.items()}}
+    values = comparison(p, q, base=b)
+    return {"unit": unit_name(b), **{k: json_number(v) for k, v in values.items()}, "terms": _terms(p, q, b)}
+
+
+def _terms(p: list[float], q: list[float], b: float | None) -> list[dict[str, Any]]:
+    """Each event's surprise ``-log Q(x)`` and its terms of H(P, Q) and KL(P || Q); 0 where P(x) = 0."""
+    surprise_q, surprise_p = information(q, base=b), information(p, base=b)
+    return [
+        {
+            "surprise_q": json_number(sq),
+            "cross_entropy": json_number(pi * sq if pi else 0.0),
+            "kl_divergence": json_number(pi * (sq - sp) if pi else 0.0),
+        }
+        for pi, sq, sp in zip(p, surprise_q.tolist(), surprise_p.tolist(), strict=True)
+    ]
 
 
 def api_binary(payload: dict[str, Any]) -> dict[str, Any]:
@@ -116,10 +113,10 @@ def api_binary(payload: dict[str, Any]) -> dict[str, Any]:
     curve = cross_entropy([0.0, 1.0], [[1 - x, x] for x in CURVE_GRID], base=b)
     value = cross_entropy([0.0, 1.0], [1 - p, p], base=b)
     return {
-        "unit": _unit(b),
+        "unit": unit_name(b),
         "p": p,
-        "cross_entropy": _number(value),
-        "curve": [[x, _number(c)] for x, c in zip(CURVE_GRID, curve, strict=True)],
+        "cross_entropy": json_number(value),
+        "curve": [[x, json_number(c)] for x, c in zip(CURVE_GRID, curve, strict=True)],
     }
 
 
@@ -139,10 +136,10 @@ def api_predictions(payload: dict[str, Any]) -> dict[str, Any]:
     losses = binary_cross_entropy(y, p, reduction="none")
     mean = binary_cross_entropy(y, p)
     return {
-        "unit": _unit(b),
+        "unit": unit_name(b),
         "p_true": [pi if yi == 1 else 1 - pi for yi, pi in zip(y, p, strict=True)],
-        "losses": [_number(v * scale) for v in losses],
-        "mean": _number(mean * scale),
+        "losses": [json_number(v * scale) for v in losses],
+        "mean": json_number(mean * scale),
     }
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ._namespace import asarray, float_dtypes, namespace, quiet, to_dtype
+from ._namespace import asarray, float_dtypes, namespace, quiet, refuses_masked_arrays, to_dtype
 from ._special import xlogx
 from ._validation import (
     InputError,
@@ -84,6 +84,7 @@ def _finish(xp: ModuleType, value: Array, base: float | None, out: Any) -> Array
     return to_dtype(xp, value if b is None else value / math.log(b), out)
 
 
+@refuses_masked_arrays
 @quiet
 def joint_entropy(
     pxy: Array, /, *, axes: int | Sequence[int] | None = None, base: float | None = None, validate: bool = True
@@ -122,6 +123,7 @@ def joint_entropy(
     return _finish(xp, _entropy_of_marginal(xp, table, _axes(axes, table.ndim, "axes")), base, out)
 
 
+@refuses_masked_arrays
 @quiet
 def conditional_entropy(
     pxy: Array,
@@ -154,6 +156,7 @@ def conditional_entropy(
     return _finish(xp, value, base, out)
 
 
+@refuses_masked_arrays
 @quiet
 def mutual_information(
     pxy: Array,
@@ -210,6 +213,7 @@ def _counts(samples: Sequence[object]) -> np.ndarray[Any, Any]:
     return counts
 
 
+@refuses_masked_arrays
 def entropy_from_samples(*samples: Array, base: float | None = None, correction: str | None = None) -> float:
     """Entropy (joint entropy, for several variables) estimated from samples of labels.
 
@@ -235,6 +239,7 @@ def entropy_from_samples(*samples: Array, base: float | None = None, correction:
     return value if b is None else value / math.log(b)
 
 
+@refuses_masked_arrays
 def mutual_information_from_samples(
     x: Array, y: Array, /, *, base: float | None = None, correction: str | None = None
 ) -> float:

@@ -9,6 +9,7 @@ array-api-strict are found by array-api-compat from the caller's own arrays.
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any, TypeVar, cast
@@ -20,6 +21,8 @@ from ._validation import InputError
 
 Array = Any
 """Any array API array (NumPy, PyTorch, JAX, CuPy, Dask, array-api-strict)."""
+
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 
 def _is_array(x: object) -> bool:
@@ -54,10 +57,7 @@ def asarray(xp: ModuleType, x: object, name: str, *, like: Array | None = None) 
     """
     arr: Array
     if isinstance(x, np.ma.MaskedArray):
-        raise InputError(
-            f"{name} is a masked array: crossentropy does not guess what a mask means; pass {name}.filled(value) "
-            f"or select the unmasked rows first"
-        )
+        raise masked_array_error(name)
     if _is_array(x) and array_api_compat.array_namespace(x) is xp:
         arr = x
     else:
@@ -79,6 +79,45 @@ def asarray(xp: ModuleType, x: object, name: str, *, like: Array | None = None) 
     if xp.isdtype(arr.dtype, "complex floating"):
         raise InputError(f"{name} must be real, got complex dtype {arr.dtype}")
     return arr
+
+
+def masked_array_error(name: str) -> InputError:
+    """The error for a NumPy masked array passed as ``name``."""
+    return InputError(
+        f"{name} is a masked array: crossentropy does not guess what a mask means; pass {name}.filled(value) "
+        f"or select the unmasked rows first"
+    )
+
+
+def refuses_masked_arrays(func: _F) -> _F:
+    """Refuse a NumPy masked array in any argument of ``func``, before it runs.
+
+    One check for every argument (labels, predictions, weights, ``out``),
+    ahead of the dispatcher: a fused kernel reads an array's data and would
+    ignore its mask, while the reference path refuses it, so the check
+    cannot be left to either. The error names the parameter.
+    """
+    params = list(inspect.signature(func).parameters.values())
+    positional = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    rest = next((p.name for p in params if p.kind is p.VAR_POSITIONAL), "args")
+    masked = np.ma.MaskedArray
+
+    def refuse(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        for i, value in enumerate(args):
+            if isinstance(value, masked):
+                raise masked_array_error(positional[i] if i < len(positional) else f"{rest}[{i - len(positional)}]")
+        for name, value in kwargs.items():
+            if isinstance(value, masked):
+                raise masked_array_error(name)
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        for value in (*args, *kwargs.values()):
+            if isinstance(value, masked):
+                refuse(args, kwargs)
+        return func(*args, **kwargs)
+
+    return cast(_F, wrapper)
 
 
 def is_floating(xp: ModuleType, x: Array) -> bool:
@@ -124,9 +163,6 @@ def normalize_axis(axis: int, ndim: int, name: str) -> int:
     if not -ndim <= axis < ndim:
         raise InputError(f"axis {axis} is out of range for {name} with {ndim} dimensions")
     return int(axis) % ndim
-
-
-_F = TypeVar("_F", bound=Callable[..., Any])
 
 
 def quiet(func: _F) -> _F:

@@ -2,7 +2,8 @@
 
 A module of its own because both halves of the library, the information
 measures and the losses, build on the same few primitives: ``logsumexp``,
-``log_softmax``, ``log_sigmoid`` and the ``0 * log 0 = 0`` product. Each is
+``log_softmax``, ``log_sigmoid`` and the ``0 * log 0 = 0`` product (and the
+scorer on ``softmax``). Each is
 written with ``xp.`` operations only and stays differentiable (no NaN
 gradients at masked entries) under torch autograd and ``jax.grad``.
 """
@@ -53,6 +54,20 @@ def log_softmax(xp: ModuleType, x: Array, axis: int) -> Array:
     """``x - logsumexp(x)`` along ``axis``: log-probabilities from logits."""
     _, z, lse = shifted_lse(xp, x, axis)
     return z - lse
+
+
+def softmax(xp: ModuleType, x: Array, axis: int) -> Array:
+    """``exp(x) / sum(exp(x))`` along ``axis``, shifted by the maximum: probabilities from logits.
+
+    For the probabilities themselves (the predicted class, its confidence),
+    where relative accuracy of a few ulps suffices; :func:`log_softmax` is
+    the accurate route to their logarithms. ``-inf`` logits give exactly 0;
+    a slice of all ``-inf`` gives NaN (there is no class to put the mass on).
+    """
+    m = xp.max(x, axis=axis, keepdims=True)
+    e = xp.exp(x - xp.where(xp.isfinite(m), m, 0.0))
+    total = xp.sum(e, axis=axis, keepdims=True)
+    return e / xp.where(total == 0, xp.nan, total)
 
 
 def log_sigmoid(xp: ModuleType, x: Array) -> Array:

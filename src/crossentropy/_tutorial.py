@@ -1,9 +1,11 @@
-"""The seed texts' worked examples, recomputed and checked (``crossentropy tutorial``).
+"""The teaching texts' worked examples, recomputed and checked (``crossentropy tutorial``).
 
 A module of its own because the tutorial is content: the explanations (in
-English and Korean), each number the texts report, and the computation that
-reproduces it with the library. A check passes when the computed value agrees
-with the reported one to the digits the text gives.
+English and Korean), each number the texts report with its unit, and the
+computation that reproduces it with the library. A check passes when the
+computed value agrees with the reported one to the digits the text gives.
+How it is printed is :mod:`._lesson`'s business; its figures are
+:mod:`._tutorial_figures`'.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,7 +22,7 @@ from . import grad
 from ._information import cross_entropy, entropy, information, js_divergence, kl_divergence
 from .losses import binary_cross_entropy, categorical_cross_entropy, log_loss, sparse_categorical_cross_entropy
 
-__all__ = ["Check", "Section", "sections", "write_plots"]
+__all__ = ["UNITS", "Check", "Section", "sections"]
 
 P = [0.10, 0.40, 0.50]
 Q = [0.80, 0.15, 0.05]
@@ -29,19 +30,35 @@ COLOURS = ["red", "green", "blue"]
 Y10 = [1, 1, 1, 1, 1, 0, 0, 0, 0, 0]
 P10 = [0.8, 0.9, 0.9, 0.6, 0.8, 0.1, 0.4, 0.2, 0.1, 0.3]
 
+UNITS: dict[str, dict[str, str]] = {
+    "bits": {"en": "bits", "ko": "비트"},
+    "nats": {"en": "nats", "ko": "내트"},
+    "epochs": {"en": "epochs", "ko": "에포크"},
+    "share": {"en": "%", "ko": "%"},  # a fraction, shown in per cent
+    "nats/logit": {"en": "nats per logit", "ko": "로짓당 내트"},  # a gradient of cross-entropy
+    "/logit": {"en": "per logit", "ko": "로짓당"},  # a gradient of squared error (itself without a unit)
+    "nats/weight": {"en": "nats per weight", "ko": "가중치당 내트"},
+    "/weight": {"en": "per weight", "ko": "가중치당"},
+}
+"""The unit of each kind of number, in each language, keyed as :attr:`Check.unit` names it."""
+
 
 @dataclass
 class Check:
-    """One number: what the library computes and what the text reports.
+    """One number: what the library computes, its unit, and what the text reports.
 
     ``reported`` is the text's figure as written (``"3.288"``, ``"inf"``) or
     ``None`` for a number the text only describes; the tolerance is half a
-    unit in its last written digit.
+    unit in its last written digit. ``unit`` is a key of :data:`UNITS`;
+    ``infinite`` says in words what an infinite value means (an accuracy
+    never reached), where ``∞`` alone would not.
     """
 
     label: dict[str, str]
     computed: float
     reported: str | None = None
+    unit: str = "nats"
+    infinite: dict[str, str] | None = None
 
     @property
     def tolerance(self) -> float:
@@ -61,10 +78,11 @@ class Check:
 
 @dataclass
 class Section:
-    """One seed text: its title, a short explanation and its numbers."""
+    """One subject: its title, the teaching text it comes from, a short explanation and its numbers."""
 
     key: str
     title: dict[str, str]
+    source: dict[str, str]
     text: dict[str, str]
     checks: list[Check] = field(default_factory=list)
 
@@ -73,30 +91,61 @@ def _f(x: Any) -> float:
     return float(np.asarray(x))
 
 
-def _c(en: str, ko: str, computed: Any, reported: str | None = None) -> Check:
-    return Check({"en": en, "ko": ko}, _f(computed), reported)
+def _c(en: str, ko: str, computed: Any, reported: str | None = None, unit: str = "nats") -> Check:
+    return Check({"en": en, "ko": ko}, _f(computed), reported, unit)
+
+
+def _bits(en: str, ko: str, computed: Any, reported: str | None = None) -> Check:
+    return _c(en, ko, computed, reported, "bits")
+
+
+SOURCES = {
+    "000": {
+        "en": "A gentle introduction to cross-entropy for machine learning (translated)",
+        "ko": "머신러닝을 위한 교차 엔트로피에 대한 간략한 소개",
+    },
+    "001": {"en": "Understanding cross-entropy (a blog post)", "ko": "[DL] Cross-Entropy 이해하기"},
+    "002": {
+        "en": "Finding the binary cross-entropy loss with TensorFlow (a blog post)",
+        "ko": "TensorFlow를 사용하여 이진 교차 엔트로피 손실 값 찾기",
+    },
+    "003": {
+        "en": "Cross-entropy in deep learning (a blog post)",
+        "ko": "크로스 엔트로피(Cross Entropy)에 대해 알아보기",
+    },
+    "004": {
+        "en": "Surprise, information, entropy, cross-entropy and KL (a blog post)",
+        "ko": "놀람의 정도, 정보량, 엔트로피, 교차 엔트로피, KL",
+    },
+}
 
 
 def _gentle_introduction() -> Section:
     checks = [
-        _c("H(P, Q) in bits", "H(P, Q) (비트)", cross_entropy(P, Q, base=2), "3.2879430946"),
-        _c("H(P, Q) in nats", "H(P, Q) (내트)", cross_entropy(P, Q), "2.2790284859"),
-        _c("H(Q, P) in bits", "H(Q, P) (비트)", cross_entropy(Q, P, base=2), "2.9058316901"),
-        _c("H(Q, P) in nats", "H(Q, P) (내트)", cross_entropy(Q, P), "2.0141690432"),
-        _c("H(P) = H(P, P) in bits", "H(P) = H(P, P) (비트)", entropy(P, base=2), "1.3609640474"),
-        _c("H(Q) = H(Q, Q) in bits", "H(Q) = H(Q, Q) (비트)", entropy(Q, base=2), "0.8841837198"),
-        _c("KL(P || Q) in bits", "KL(P || Q) (비트)", kl_divergence(P, Q, base=2), "1.9269790472"),
-        _c("KL(Q || P) in bits", "KL(Q || P) (비트)", kl_divergence(Q, P, base=2), "2.0216479704"),
-        _c("JS(P, Q) in bits", "JS(P, Q) (비트)", js_divergence(P, Q, base=2), "0.4202005704"),
-        _c(
-            "H(P) + KL(P || Q) in bits",
-            "H(P) + KL(P || Q) (비트)",
+        _bits("cross-entropy H(P, Q)", "교차 엔트로피 H(P, Q)", cross_entropy(P, Q, base=2), "3.2879430946"),
+        _c("the same in nats", "같은 값을 내트로", cross_entropy(P, Q), "2.2790284859"),
+        _bits("the roles swapped, H(Q, P)", "역할을 바꾼 H(Q, P)", cross_entropy(Q, P, base=2), "2.9058316901"),
+        _c("the same in nats", "같은 값을 내트로", cross_entropy(Q, P), "2.0141690432"),
+        _bits(
+            "entropy of the truth, H(P) = H(P, P)", "정답의 엔트로피 H(P) = H(P, P)", entropy(P, base=2), "1.3609640474"
+        ),
+        _bits(
+            "entropy of the model, H(Q) = H(Q, Q)", "모델의 엔트로피 H(Q) = H(Q, Q)", entropy(Q, base=2), "0.8841837198"
+        ),
+        _bits("KL divergence KL(P || Q)", "KL 발산 KL(P || Q)", kl_divergence(P, Q, base=2), "1.9269790472"),
+        _bits("the other way, KL(Q || P)", "반대 방향 KL(Q || P)", kl_divergence(Q, P, base=2), "2.0216479704"),
+        _bits(
+            "Jensen-Shannon divergence JS(P, Q)", "젠슨-섀넌 발산 JS(P, Q)", js_divergence(P, Q, base=2), "0.4202005704"
+        ),
+        _bits(
+            "H(P) + KL(P || Q): the cross-entropy again",
+            "H(P) + KL(P || Q): 다시 교차 엔트로피",
             entropy(P, base=2) + kl_divergence(P, Q, base=2),
             "3.288",
         ),
         _c(
-            "entropy of one-hot labels [0, 1, 0] (no epsilon)",
-            "원-핫 레이블 [0, 1, 0]의 엔트로피 (엡실론 없음)",
+            "entropy of a one-hot label [0, 1, 0] (no epsilon needed)",
+            "원-핫 레이블 [0, 1, 0]의 엔트로피 (엡실론 불필요)",
             entropy([0.0, 1.0, 0.0]),
             "0",
         ),
@@ -112,45 +161,56 @@ def _gentle_introduction() -> Section:
         )
     ):
         checks.append(
-            _c(f"example {i + 1}: y={Y10[i]}, p={P10[i]}", f"예제 {i + 1}: y={Y10[i]}, p={P10[i]}", value, text)
+            _c(
+                f"example {i + 1}: class {Y10[i]}, predicted P(class 1) = {P10[i]}",
+                f"예제 {i + 1}: 클래스 {Y10[i]}, 예측 P(클래스 1) = {P10[i]}",
+                value,
+                text,
+            )
         )
     checks += [
         _c(
-            "mean binary cross-entropy, nats",
-            "평균 이진 교차 엔트로피 (내트)",
+            "their mean: the binary cross-entropy",
+            "그 평균: 이진 교차 엔트로피",
             binary_cross_entropy(Y10, P10),
             "0.2469198908",
         ),
         _c(
-            "Keras binary_crossentropy (convention='keras')",
-            "Keras binary_crossentropy (convention='keras')",
+            "the same by Keras' rules (convention='keras', float32)",
+            "Keras 방식으로 (convention='keras', float32)",
             binary_cross_entropy(Y10, np.asarray(P10, np.float32), convention="keras"),
             "0.247",
         ),
-        _c("log loss of the same predictions", "같은 예측의 로그 손실", log_loss(Y10, P10), "0.247"),
+        _c("the log loss of the same predictions", "같은 예측의 로그 손실", log_loss(Y10, P10), "0.247"),
     ]
     curve = [1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.0]
     reported = ["0", "0.1054", "0.2231", "0.3567", "0.5108", "0.6931", "0.9163", "1.2040", "1.6094", "2.3026", "inf"]
-    for p, text in zip(curve, reported, strict=True):
+    for q, text in zip(curve, reported, strict=True):
         checks.append(
             _c(
-                f"target [0, 1], predicted [{1 - p:.1f}, {p:.1f}]",
-                f"목표 [0, 1], 예측 [{1 - p:.1f}, {p:.1f}]",
-                cross_entropy([0.0, 1.0], [1 - p, p]),
+                f"true class given probability {q:.1f}",
+                f"정답 클래스에 확률 {q:.1f}을 줄 때",
+                cross_entropy([0.0, 1.0], [1 - q, q]),
                 text,
             )
         )
     return Section(
         "000",
-        {"en": "A gentle introduction to cross-entropy", "ko": "머신러닝을 위한 교차 엔트로피 입문"},
+        {
+            "en": "Surprise, entropy and cross-entropy: three colours, ten predictions",
+            "ko": "놀라움, 엔트로피, 교차 엔트로피: 세 가지 색과 열 개의 예측",
+        },
+        SOURCES["000"],
         {
             "en": "Information h(x) = -log P(x); entropy H(P) = -sum P log P; cross-entropy H(P, Q) = -sum P log Q "
             "= H(P) + KL(P || Q). Neither H(P, Q) nor KL is symmetric. Three colour events, P = [0.10, 0.40, 0.50] "
-            "and Q = [0.80, 0.15, 0.05]; then ten binary predictions, whose mean cross-entropy is the log loss. "
+            "and Q = [0.80, 0.15, 0.05]; then ten binary predictions, whose mean cross-entropy is the log loss, "
+            "and the loss of one prediction as the probability of the true class falls from 1 to 0. "
             "One-hot labels have entropy exactly 0: 0 log 0 = 0 needs no epsilon.",
             "ko": "정보량 h(x) = -log P(x), 엔트로피 H(P) = -sum P log P, 교차 엔트로피 H(P, Q) = -sum P log Q "
             "= H(P) + KL(P || Q). H(P, Q)와 KL은 대칭이 아니다. 세 가지 색 사건 P = [0.10, 0.40, 0.50], "
-            "Q = [0.80, 0.15, 0.05]; 이어서 열 개의 이진 예측과 그 평균 교차 엔트로피(로그 손실). "
+            "Q = [0.80, 0.15, 0.05]; 이어서 열 개의 이진 예측과 그 평균 교차 엔트로피(로그 손실), 그리고 정답 "
+            "클래스의 확률이 1에서 0으로 내려갈 때 예측 하나의 손실. "
             "원-핫 레이블의 엔트로피는 정확히 0이다: 0 log 0 = 0 이므로 엡실론이 필요 없다.",
         },
         checks,
@@ -159,26 +219,26 @@ def _gentle_introduction() -> Section:
 
 def _understanding() -> Section:
     checks = [
-        _c(
-            f"uniform over 2^{k} = {2**k} classes, bits",
-            f"{2**k}개 클래스의 균등 분포 (비트)",
+        _bits(
+            f"largest entropy of {2**k} classes (uniform)",
+            f"{2**k}개 클래스의 최대 엔트로피 (균등 분포)",
             entropy(np.full(2**k, 1 / 2**k), base=2),
             str(k),
         )
         for k in range(1, 6)
     ]
     checks.append(
-        _c(
-            "deterministic distribution [1, 0, 0], bits",
-            "결정적 분포 [1, 0, 0] (비트)",
+        _bits(
+            "entropy of a certain outcome [1, 0, 0]",
+            "확실한 결과 [1, 0, 0]의 엔트로피",
             entropy([1.0, 0.0, 0.0], base=2),
             "0",
         )
     )
     checks.append(
-        _c(
-            "H(P, Q) - H(P) = KL(P || Q), bits",
-            "H(P, Q) - H(P) = KL(P || Q) (비트)",
+        _bits(
+            "H(P, Q) - H(P), which is KL(P || Q)",
+            "H(P, Q) - H(P), 곧 KL(P || Q)",
             cross_entropy(P, Q, base=2) - entropy(P, base=2),
             "1.9269790472",
         )
@@ -188,32 +248,39 @@ def _understanding() -> Section:
     softmax = np.exp(logits) / np.exp(logits).sum()
     checks.append(
         _c(
-            "max |dCE/dz - (softmax - onehot)|",
-            "max |dCE/dz - (softmax - 원핫)|",
+            "largest gap between dCE/dz and softmax - one-hot",
+            "dCE/dz와 softmax - 원핫의 최대 차이",
             np.abs(g - (softmax - [1, 0, 0])).max(),
             "0.000000000000",
+            "nats/logit",
         )
     )
     p_true = 0.01
     checks.append(
         _c(
-            f"|dCE/dz| at p(true) = {p_true} (sigmoid)",
-            f"p(정답) = {p_true}에서 |dCE/dz| (시그모이드)",
+            f"gradient of cross-entropy, |dCE/dz|, when p(true) = {p_true}",
+            f"p(정답) = {p_true}일 때 교차 엔트로피의 기울기 |dCE/dz|",
             abs(grad.binary_cross_entropy([1.0], [math.log(p_true / (1 - p_true))], from_logits=True)[0]),
             "0.99",
+            "nats/logit",
         )
     )
     checks.append(
         _c(
-            f"|dMSE/dz| at p(true) = {p_true} (sigmoid)",
-            f"p(정답) = {p_true}에서 |dMSE/dz| (시그모이드)",
+            f"gradient of squared error, |dMSE/dz|, when p(true) = {p_true}",
+            f"p(정답) = {p_true}일 때 제곱 오차의 기울기 |dMSE/dz|",
             2 * (1 - p_true) ** 2 * p_true,
             None,
+            "/logit",
         )
     )
     return Section(
         "001",
-        {"en": "Understanding cross-entropy", "ko": "교차 엔트로피 이해하기"},
+        {
+            "en": "Entropy's extremes, and the gradient that trains a classifier",
+            "ko": "엔트로피의 최댓값과 최솟값, 그리고 분류기를 학습시키는 기울기",
+        },
+        SOURCES["001"],
         {
             "en": "Entropy is the expected surprise: largest (k bits) for the uniform distribution over 2^k classes, "
             "0 for a certain outcome. KL = cross-entropy - entropy >= 0, so with fixed labels minimising "
@@ -233,7 +300,7 @@ SATURATED_EPOCHS = 100
 
 
 @functools.cache
-def _training_runs() -> dict[str, Any] | None:
+def training_runs() -> dict[str, Any] | None:
     """Softmax regression on digits with both losses, or None without scikit-learn.
 
     From a random start, :data:`RANDOM_EPOCHS` epochs; from a saturated
@@ -261,7 +328,7 @@ def _training_runs() -> dict[str, Any] | None:
 
 
 def _why_not_squared_error() -> Section:
-    runs = _training_runs()
+    runs = training_runs()
     n = SATURATED_EPOCHS
     text = {
         "en": "Softmax regression on scikit-learn's digits, trained twice with the same steps: once with "
@@ -278,65 +345,84 @@ def _why_not_squared_error() -> Section:
         "0에서 90% 이상으로 올라가고(에포크 60 근처에서 90%를 넘음) 제곱 오차는 0에 머문다 "
         "(crossentropy train --init saturated --epochs 100).",
     }
-    title = {"en": "Why not squared error: training both", "ko": "왜 제곱 오차가 아닌가: 두 손실로 학습하기"}
+    title = {
+        "en": "Why classifiers train with cross-entropy, not squared error",
+        "ko": "분류기가 제곱 오차가 아닌 교차 엔트로피로 학습하는 이유",
+    }
+    source = {
+        "en": f"{SOURCES['001']['en']}; the runs: crossentropy train",
+        "ko": f"{SOURCES['001']['ko']}; 학습: crossentropy train",
+    }
     if runs is None:
         note = {
             "en": " (Install scikit-learn, pip install 'crossentropy[learn]', to run this section.)",
             "ko": " (이 절을 실행하려면 scikit-learn을 설치하세요: pip install 'crossentropy[learn]')",
         }
-        return Section("001-train", title, {k: text[k] + note[k] for k in text})
+        return Section("001-train", title, source, {k: text[k] + note[k] for k in text})
     rnd, sat = runs["random"], runs["saturated"]
 
     def epochs(h: Any) -> float:
         e = h.epochs_to(0.9)
         return math.inf if e is None else float(e)
 
+    def never(within: int) -> dict[str, str]:
+        return {"en": f"not within {within} epochs", "ko": f"{within} 에포크 안에 못 함"}
+
+    def to_90(loss: dict[str, str], run: Any, within: int, start: dict[str, str]) -> Check:
+        check = _c(
+            f"{start['en']}: epochs to 90 % test accuracy, {loss['en']}",
+            f"{start['ko']}: 테스트 정확도 90%까지 에포크, {loss['ko']}",
+            epochs(run),
+            None,
+            "epochs",
+        )
+        check.infinite = never(within)
+        return check
+
+    ce_name, mse_name = {"en": "cross-entropy", "ko": "교차 엔트로피"}, {"en": "squared error", "ko": "제곱 오차"}
+    random_start, saturated = {"en": "random start", "ko": "무작위 시작"}, {"en": "saturated start", "ko": "포화 시작"}
     checks = [
+        to_90(ce_name, rnd["ce"], RANDOM_EPOCHS, random_start),
+        to_90(mse_name, rnd["mse"], RANDOM_EPOCHS, random_start),
         _c(
-            "epochs to 90% test accuracy, cross-entropy",
-            "테스트 정확도 90%까지 에포크, 교차 엔트로피",
-            epochs(rnd["ce"]),
-        ),
-        _c("epochs to 90% test accuracy, squared error", "테스트 정확도 90%까지 에포크, 제곱 오차", epochs(rnd["mse"])),
-        _c(
-            "saturated start: gradient norm, cross-entropy",
-            "포화 시작: 기울기 노름, 교차 엔트로피",
+            "saturated start: size of the first gradient, cross-entropy",
+            "포화 시작: 첫 기울기의 크기, 교차 엔트로피",
             sat["ce"].gradient_norm[0],
+            None,
+            "nats/weight",
         ),
         _c(
-            "saturated start: gradient norm, squared error",
-            "포화 시작: 기울기 노름, 제곱 오차",
+            "saturated start: size of the first gradient, squared error",
+            "포화 시작: 첫 기울기의 크기, 제곱 오차",
             sat["mse"].gradient_norm[0],
+            None,
+            "/weight",
         ),
-        _c(
-            f"saturated start: epochs to 90% test accuracy, cross-entropy (inf: not in {n})",
-            f"포화 시작: 테스트 정확도 90%까지 에포크, 교차 엔트로피 (inf: {n} 에포크 안에 못 함)",
-            epochs(sat["ce"]),
-        ),
-        _c(
-            f"saturated start: epochs to 90% test accuracy, squared error (inf: not in {n})",
-            f"포화 시작: 테스트 정확도 90%까지 에포크, 제곱 오차 (inf: {n} 에포크 안에 못 함)",
-            epochs(sat["mse"]),
-        ),
+        to_90(ce_name, sat["ce"], n, saturated),
+        to_90(mse_name, sat["mse"], n, saturated),
         _c(
             f"saturated start: test accuracy after {n} epochs, cross-entropy",
-            f"포화 시작: {n} 에포크 후 정확도, 교차 엔트로피",
+            f"포화 시작: {n} 에포크 후 테스트 정확도, 교차 엔트로피",
             sat["ce"].test_accuracy[-1],
+            None,
+            "share",
         ),
         _c(
             f"saturated start: test accuracy after {n} epochs, squared error",
-            f"포화 시작: {n} 에포크 후 정확도, 제곱 오차",
+            f"포화 시작: {n} 에포크 후 테스트 정확도, 제곱 오차",
             sat["mse"].test_accuracy[-1],
+            None,
+            "share",
         ),
     ]
-    return Section("001-train", title, text, checks)
+    return Section("001-train", title, source, text, checks)
 
 
 def _tensorflow() -> Section:
     checks = [
         _c(
-            "raw NumPy: clip to [1e-7, 1 - 1e-7] and add 1e-7 in each log (float64)",
-            "NumPy 구현: [1e-7, 1 - 1e-7]로 자르고 log 안에 1e-7을 더함 (float64)",
+            "the text's NumPy code, y=[1,0,1], p=[0,0,1]: clip to [1e-7, 1 - 1e-7], add 1e-7 in each log",
+            "원문의 NumPy 코드, y=[1,0,1], p=[0,0,1]: [1e-7, 1 - 1e-7]로 자르고 log 안에 1e-7을 더함",
             binary_cross_entropy([1, 0, 1], np.array([0.0, 0.0, 1.0]), convention="tf-keras2"),
             "5.141649490132791",
         ),
@@ -347,8 +433,8 @@ def _tensorflow() -> Section:
             "5.1416497",
         ),
         _c(
-            "clipping alone (Keras 3): the miss costs -ln(1e-7), / 3",
-            "자르기만 할 때 (Keras 3): 오답 하나가 -ln(1e-7), / 3",
+            "clipping alone (Keras 3): the miss costs -ln(1e-7), shared by 3 examples",
+            "자르기만 할 때 (Keras 3): 오답 하나의 -ln(1e-7)을 예제 3개로 나눔",
             binary_cross_entropy([1.0], [0.0], convention="keras") / 3,
             "5.3726985503",
         ),
@@ -358,15 +444,26 @@ def _tensorflow() -> Section:
             binary_cross_entropy(np.ones(3, np.float32), np.array([1, 1, 0], np.float32), convention="keras"),
             "5.3726983",
         ),
-        _c("exact (no epsilon)", "정확한 값 (엡실론 없음)", binary_cross_entropy([1, 1, 1], [1.0, 1.0, 0.0]), "inf"),
+        _c(
+            "the exact value, y=[1,1,1], p=[1,1,0] (no epsilon)",
+            "정확한 값, y=[1,1,1], p=[1,1,0] (엡실론 없음)",
+            binary_cross_entropy([1, 1, 1], [1.0, 1.0, 0.0]),
+            "inf",
+        ),
     ]
     return Section(
         "002",
-        {"en": "Binary cross-entropy with TensorFlow", "ko": "TensorFlow로 이진 교차 엔트로피 계산하기"},
         {
-            "en": "mean of -(y log p + (1 - y) log(1 - p)). TensorFlow 2's Keras clips p to [1e-7, 1 - 1e-7] and "
+            "en": "Binary cross-entropy, and the epsilon TensorFlow adds",
+            "ko": "이진 교차 엔트로피와 TensorFlow가 더하는 엡실론",
+        },
+        SOURCES["002"],
+        {
+            "en": "Binary cross-entropy is the mean of -(y log p + (1 - y) log(1 - p)). TensorFlow 2's Keras clips "
+            "p to [1e-7, 1 - 1e-7] and "
             "then adds 1e-7 again inside each log, so a certain miss costs -ln(2e-7) = 15.42 instead of infinity.",
-            "ko": "-(y log p + (1 - y) log(1 - p))의 평균. TensorFlow 2의 Keras는 p를 [1e-7, 1 - 1e-7]로 자른 뒤 "
+            "ko": "이진 교차 엔트로피는 -(y log p + (1 - y) log(1 - p))의 평균이다. TensorFlow 2의 Keras는 p를 "
+            "[1e-7, 1 - 1e-7]로 자른 뒤 "
             "각 log 안에 1e-7을 다시 더하므로, 확실한 오답의 손실이 무한대가 아니라 -ln(2e-7) = 15.42가 된다.",
         },
         checks,
@@ -380,33 +477,34 @@ def _deep_learning() -> Section:
     weights = np.array([1.0, 1.0, 3.0])
     checks = [
         _c(
-            "binary cross-entropy (sigmoid output), the ten predictions",
-            "이진 교차 엔트로피 (시그모이드 출력), 열 개 예측",
+            "binary cross-entropy of the ten predictions (sigmoid output)",
+            "열 개 예측의 이진 교차 엔트로피 (시그모이드 출력)",
             binary_cross_entropy(Y10, P10),
             "0.2469198908",
         ),
         _c(
-            "categorical cross-entropy (softmax, 3 classes)",
-            "범주형 교차 엔트로피 (소프트맥스, 3 클래스)",
+            "categorical cross-entropy, one-hot targets (softmax, 3 classes)",
+            "범주형 교차 엔트로피, 원-핫 목표 (소프트맥스, 3 클래스)",
             categorical,
-            None,
         ),
         _c(
-            "sparse categorical (integer labels 0, 1, 2, 1) = categorical",
-            "희소 범주형 (정수 레이블 0, 1, 2, 1) = 범주형",
+            "sparse categorical, integer labels 0, 1, 2, 1: the same number",
+            "희소 범주형, 정수 레이블 0, 1, 2, 1: 같은 값",
             sparse_categorical_cross_entropy([0, 1, 2, 1], probs),
-            f"{_f(categorical):.12f}",
         ),
         _c(
-            "with class weights [1, 1, 3] for the rare class 2",
-            "드문 클래스 2에 클래스 가중치 [1, 1, 3]",
+            "with class weights [1, 1, 3]: the rare class 2 costs more",
+            "클래스 가중치 [1, 1, 3]: 드문 클래스 2의 비용이 커짐",
             sparse_categorical_cross_entropy([0, 1, 2, 1], probs, class_weight=weights),
-            None,
         ),
     ]
     return Section(
         "003",
-        {"en": "Cross-entropy in deep learning", "ko": "딥러닝에서의 교차 엔트로피"},
+        {
+            "en": "Binary, categorical and sparse: the three losses of deep learning",
+            "ko": "이진, 범주형, 희소 범주형: 딥러닝의 세 가지 손실",
+        },
+        SOURCES["003"],
         {
             "en": "Binary cross-entropy pairs with a sigmoid output, categorical with softmax over 3+ classes, "
             "sparse categorical takes integer labels 0, 1, 2, ... and gives the same number as one-hot targets. "
@@ -422,22 +520,23 @@ def _deep_learning() -> Section:
 def _information_entropy() -> Section:
     checks = [
         _c(
-            "surprise of lightning (1 in 280,000), bits",
-            "벼락 맞을 확률 (28만분의 1)의 놀라움 (비트)",
+            "surprise of being struck by lightning (1 in 280,000)",
+            "벼락 맞을 확률 (28만분의 1)의 놀라움",
             information(1 / 280_000, base=2),
             "18.1",
+            "bits",
         ),
-        _c("surprise of a fair coin's heads, bits", "동전 앞면의 놀라움 (비트)", information(0.5, base=2), "1"),
-        _c("an event of probability 1/8, bits", "확률 1/8인 사건 (비트)", information(1 / 8, base=2), "3"),
+        _bits("surprise of a fair coin's heads", "동전 앞면의 놀라움", information(0.5, base=2), "1"),
+        _bits("surprise of an event of probability 1/8", "확률 1/8인 사건의 놀라움", information(1 / 8, base=2), "3"),
         _c(
-            "BCE when prediction equals label",
-            "예측이 레이블과 같을 때 BCE",
+            "binary cross-entropy when the prediction equals the label",
+            "예측이 레이블과 같을 때 이진 교차 엔트로피",
             binary_cross_entropy([1.0, 0.0], [1.0, 0.0]),
             "0",
         ),
         _c(
-            "BCE for prediction 0, label 1 (exact)",
-            "예측 0, 레이블 1의 BCE (정확한 값)",
+            "binary cross-entropy of prediction 0 for label 1 (exact)",
+            "레이블 1에 예측 0의 이진 교차 엔트로피 (정확한 값)",
             binary_cross_entropy([1.0], [0.0]),
             "inf",
         ),
@@ -447,17 +546,22 @@ def _information_entropy() -> Section:
             binary_cross_entropy([1.0], [0.0], convention="torch"),
             "100",
         ),
-        _c("KL(P || P)", "KL(P || P)", kl_divergence(P, P), "0"),
+        _c("KL(P || P): no divergence from itself", "KL(P || P): 자기 자신과의 발산은 0", kl_divergence(P, P), "0"),
         _c(
-            "KL(P || Q) - KL(Q || P), bits (not symmetric)",
-            "KL(P || Q) - KL(Q || P) (비트, 비대칭)",
+            "KL(P || Q) - KL(Q || P): not symmetric",
+            "KL(P || Q) - KL(Q || P): 대칭이 아님",
             kl_divergence(P, Q, base=2) - kl_divergence(Q, P, base=2),
             "-0.0946689232",
+            "bits",
         ),
     ]
     return Section(
         "004",
-        {"en": "Information, entropy, cross-entropy and KL", "ko": "정보량, 엔트로피, 교차 엔트로피, KL"},
+        {
+            "en": "Surprise in bits: lightning, a coin, and a loss that can be infinite",
+            "ko": "비트로 잰 놀라움: 벼락, 동전, 그리고 무한대가 될 수 있는 손실",
+        },
+        SOURCES["004"],
         {
             "en": "Rare events surprise: being struck by lightning carries about 18 bits, a coin's heads 1 bit, an "
             "event of probability 1/8 exactly 3 bits. Binary cross-entropy is 0 when the prediction equals the "
@@ -484,18 +588,18 @@ def _continuous_and_joint() -> Section:
         p, q = stats.norm(0, 1), stats.norm(1, 2)
         h_p, h_pq, kl = cc.entropy(p), cc.cross_entropy(p, q), cc.kl_divergence(p, q)
         checks += [
-            _c("differential entropy of N(0, 1), nats", "N(0, 1)의 미분 엔트로피 (내트)", h_p.value),
-            _c("H(N(0,1), N(1,2)), nats", "H(N(0,1), N(1,2)) (내트)", h_pq.value),
-            _c("KL(N(0,1) || N(1,2)), nats", "KL(N(0,1) || N(1,2)) (내트)", kl.value),
+            _c("differential entropy of N(0, 1)", "N(0, 1)의 미분 엔트로피", h_p.value),
+            _c("cross-entropy H(N(0, 1), N(1, 2))", "교차 엔트로피 H(N(0, 1), N(1, 2))", h_pq.value),
+            _c("KL(N(0, 1) || N(1, 2))", "KL(N(0, 1) || N(1, 2))", kl.value),
             _c(
-                "H(P, Q) - H(P) - KL(P || Q)",
-                "H(P, Q) - H(P) - KL(P || Q)",
+                "H(P, Q) - H(P) - KL(P || Q): the identity holds",
+                "H(P, Q) - H(P) - KL(P || Q): 항등식이 성립",
                 h_pq.value - h_p.value - kl.value,
                 "0.000000000000",
             ),
             _c(
-                "the same KL by numerical integration - closed form",
-                "같은 KL의 수치 적분 - 닫힌 형태",
+                "the same KL by numerical integration, minus the closed form",
+                "같은 KL의 수치 적분에서 닫힌 형태를 뺀 값",
                 cc.kl_divergence(p, q, method="quad").value - kl.value,
                 "0.00000000",
             ),
@@ -511,17 +615,17 @@ def _continuous_and_joint() -> Section:
     h_x = joint_entropy(pxy, axes=0, base=2)
     h_y_given_x = conditional_entropy(pxy, target=1, given=0, base=2)
     checks += [
-        _c(
-            "joint entropy H(X, Y) of [[0.4, 0.1], [0.1, 0.4]], bits",
-            "결합 엔트로피 H(X, Y), [[0.4, 0.1], [0.1, 0.4]] (비트)",
+        _bits(
+            "joint entropy H(X, Y) of [[0.4, 0.1], [0.1, 0.4]]",
+            "[[0.4, 0.1], [0.1, 0.4]]의 결합 엔트로피 H(X, Y)",
             h_xy,
         ),
-        _c("H(X), bits", "H(X) (비트)", h_x),
-        _c("H(Y | X), bits", "H(Y | X) (비트)", h_y_given_x),
-        _c("I(X; Y), bits", "I(X; Y) (비트)", mutual_information(pxy, base=2)),
-        _c(
-            "chain rule: H(X) + H(Y | X) - H(X, Y)",
-            "연쇄 법칙: H(X) + H(Y | X) - H(X, Y)",
+        _bits("entropy of X alone, H(X)", "X만의 엔트로피 H(X)", h_x),
+        _bits("conditional entropy H(Y | X)", "조건부 엔트로피 H(Y | X)", h_y_given_x),
+        _bits("mutual information I(X; Y)", "상호 정보량 I(X; Y)", mutual_information(pxy, base=2)),
+        _bits(
+            "chain rule: H(X) + H(Y | X) - H(X, Y) is 0",
+            "연쇄 법칙: H(X) + H(Y | X) - H(X, Y)는 0",
             h_x + h_y_given_x - h_xy,
             "0.000000000000",
         ),
@@ -532,6 +636,7 @@ def _continuous_and_joint() -> Section:
             "en": "Continuous distributions, and joint entropy versus cross-entropy",
             "ko": "연속 분포, 그리고 결합 엔트로피와 교차 엔트로피",
         },
+        SOURCES["000"],
         {
             "en": "For continuous distributions the sums become integrals: H(P, Q) = -int p log q. Differential "
             "entropy can be negative. Joint entropy H(X, Y) shares the notation of cross-entropy H(P, Q) but is the "
@@ -558,49 +663,5 @@ BUILDERS: list[Callable[[], Section]] = [
 
 
 def sections() -> list[Section]:
-    """Every section of the tutorial, computed now, in the order of the seed texts."""
+    """Every section of the tutorial, computed now, in the order of the teaching texts."""
     return [build() for build in BUILDERS]
-
-
-def write_plots(directory: str | Path) -> list[Path]:
-    """Write the figures the texts describe as PNG files named after what they show; return their paths."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    from matplotlib.figure import Figure
-
-    from . import plot
-    from .io import save_figure
-
-    out = Path(directory)
-    out.mkdir(parents=True, exist_ok=True)
-    drawings: dict[str, Callable[[Any], Any]] = {
-        "three_colours_p_and_q.png": lambda ax: plot.distributions(P, Q, names=COLOURS, ax=ax),
-        "loss_of_one_prediction.png": lambda ax: plot.cross_entropy_curve(ax=ax),
-        "loss_of_one_prediction_bits.png": lambda ax: plot.cross_entropy_curve(
-            base=2, include_certain_miss=False, ax=ax
-        ),
-        "largest_entropy_of_k_classes.png": lambda ax: plot.entropy_vs_classes(ax=ax),
-        "gradient_cross_entropy_vs_squared_error.png": lambda ax: plot.gradient_magnitude(ax=ax),
-    }
-
-    def curves(named: dict[str, Any], title: str) -> Callable[[Any], Any]:
-        return lambda ax: plot.learning_curves(named, title=title, ax=ax)
-
-    runs = _training_runs()
-    if runs is not None:
-        for init, epochs in (("random", RANDOM_EPOCHS), ("saturated", SATURATED_EPOCHS)):
-            named = {
-                "trained with cross-entropy": runs[init]["ce"].as_dict(),
-                "trained with squared error": runs[init]["mse"].as_dict(),
-            }
-            title = f"Digits, {init} start, {epochs} epochs: test accuracy"
-            drawings[f"training_digits_{init}_start.png"] = curves(named, title)
-    written = []
-    for name, draw in drawings.items():
-        fig = Figure(figsize=(6.4, 4.0), layout="constrained")
-        draw(fig.add_subplot())
-        path = out / name
-        save_figure(fig, path, dpi=100)
-        written.append(path)
-    return written

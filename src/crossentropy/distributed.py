@@ -38,7 +38,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from . import _dispatch
+from . import _dispatch_dropin
 from ._kernels import rows
 from ._validation import InputError, check_choice, check_nonnegative, check_unit_interval
 
@@ -78,7 +78,7 @@ class _VocabParallelCrossEntropy(torch.autograd.Function):
         group: Any,
         inplace_backward: bool,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        kernel = _dispatch.vocab_shard_kernel(shard)
+        kernel = _dispatch_dropin.vocab_shard_kernel(shard)
         local = shard.shape[-1]
         flat = labels.reshape(-1)
         x = shard.detach().reshape(flat.numel(), local)
@@ -119,7 +119,7 @@ class _VocabParallelCrossEntropy(torch.autograd.Function):
         start, formula, inplace = ctx.options
         local = shard.shape[-1]
         n = valid.numel()
-        kernel = _dispatch.vocab_shard_kernel(shard)
+        kernel = _dispatch_dropin.vocab_shard_kernel(shard)
         r = rows.row_gradient(
             rows.row_scale(grad_loss.reshape(-1), n, "none", w_y, valid),
             big,

@@ -68,18 +68,27 @@ import torch.nn.functional as F
 from torch.nn import _reduction
 
 from . import _dispatch, _dispatch_dropin
+from ._distill import KLDivLoss, distillation_loss, kl_div, linear_distillation_loss
+from ._token_stats import TokenStatistics, linear_token_statistics, token_statistics
 
 __all__ = [
     "BCELoss",
     "BCEWithLogitsLoss",
     "CrossEntropyLoss",
+    "KLDivLoss",
     "LinearCrossEntropyLoss",
     "NLLLoss",
+    "TokenStatistics",
     "binary_cross_entropy",
     "binary_cross_entropy_with_logits",
     "cross_entropy",
+    "distillation_loss",
+    "kl_div",
     "linear_cross_entropy",
+    "linear_distillation_loss",
+    "linear_token_statistics",
     "nll_loss",
+    "token_statistics",
 ]
 
 _dispatch.prepare_torch()

@@ -3,7 +3,11 @@
 This is a top-level module because it is an integration with a third-party
 library, like :mod:`crossentropy.torch`: it is imported only when asked for
 (``import crossentropy`` imports neither it, torch nor ``transformers``), and
-it imports ``transformers`` only inside the functions that need it.
+it imports ``transformers`` only inside the functions that need it. It holds
+the patching; what a model family is and the head's fused loss live in
+:mod:`crossentropy._causal_lm`, and perplexity next to its engine in
+:mod:`crossentropy._perplexity` (its model side in
+:mod:`crossentropy._perplexity.model`), re-exported here.
 
 - :func:`patch` makes a causal language model of ``transformers`` (the
   Llama, Mistral, Qwen2, Qwen3, Gemma, Gemma 2, Gemma 3 and GPT-2 families)
@@ -16,7 +20,7 @@ it imports ``transformers`` only inside the functions that need it.
   model with rolling windows, fused linear + cross-entropy per window, and
   reports the cross-entropy, token perplexity, bits per byte and word
   perplexity with the definitions of EleutherAI's lm-evaluation-harness;
-  ``crossentropy perplexity MODEL_DIR TEXT_FILE`` is its command line.
+  ``crossentropy perplexity MODEL_DIR TEXT...`` is its command line.
 
 Examples
 --------
@@ -40,107 +44,25 @@ torch.Size([2, 16, 1000])
 from __future__ import annotations
 
 import inspect
-import os
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 import torch
 
-from . import _dispatch, _perplexity
-from ._perplexity import PerplexityReport, Progress, Window
+from ._causal_lm import SUPPORTED
+from ._causal_lm import Family as _Family
+from ._causal_lm import family_of as _family
+from ._causal_lm import linear_loss as _linear_loss
+from ._causal_lm import softcap_of as _softcap
+from ._perplexity.model import perplexity
+from ._perplexity.records import PerplexityReport
 from ._validation import InputError
 from .torch import cross_entropy
 
-__all__ = ["PerplexityReport", "is_patched", "patch", "perplexity", "unpatch"]
+__all__ = ["SUPPORTED", "PerplexityReport", "is_patched", "patch", "perplexity", "unpatch"]
 
 IGNORE_INDEX = -100
 """The label ``transformers`` ignores in a causal-LM loss (the default of its ``ForCausalLMLoss``)."""
-
-_DEFAULT_MAX_LENGTH = 2048
-"""The harness's context when neither the model's config nor its tokenizer gives one."""
-
-_UNBOUNDED = int(1e30)
-"""``tokenizer.model_max_length`` of a tokenizer that sets none (``transformers``' ``VERY_LARGE_INTEGER``)."""
-
-
-@dataclass(frozen=True)
-class _Family:
-    """What the fused loss needs to know of a model family: its output class, and whether it soft-caps logits."""
-
-    name: str
-    output: str
-    softcap: bool = False
-
-
-_FAMILIES = {
-    "LlamaForCausalLM": _Family("Llama", "CausalLMOutputWithPast"),
-    "MistralForCausalLM": _Family("Mistral", "CausalLMOutputWithPast"),
-    "Qwen2ForCausalLM": _Family("Qwen2", "CausalLMOutputWithPast"),
-    "Qwen3ForCausalLM": _Family("Qwen3", "CausalLMOutputWithPast"),
-    "GemmaForCausalLM": _Family("Gemma", "CausalLMOutputWithPast"),
-    "Gemma2ForCausalLM": _Family("Gemma 2", "CausalLMOutputWithPast", softcap=True),
-    "Gemma3ForCausalLM": _Family("Gemma 3", "CausalLMOutputWithPast", softcap=True),
-    "GPT2LMHeadModel": _Family("GPT-2", "CausalLMOutputWithCrossAttentions"),
-}
-"""The supported classes (and their subclasses), by the name of the ``transformers`` class."""
-
-SUPPORTED = tuple(_FAMILIES)
-"""The names of the supported ``transformers`` classes."""
-
-
-def _family(model: object) -> _Family:
-    """The model's family, or an :class:`InputError` naming the supported ones."""
-    for cls in type(model).__mro__:
-        if cls.__name__ in _FAMILIES and cls.__module__.startswith("transformers."):
-            return _FAMILIES[cls.__name__]
-    hint = " (patch the model before torch.compile)" if hasattr(model, "_orig_mod") else ""
-    families = ", ".join(f"{f.name} ({name})" for name, f in _FAMILIES.items())
-    raise InputError(
-        f"model: {type(model).__name__} is not a supported causal language model{hint}; supported: {families}"
-    )
-
-
-def _softcap(model: Any, family: _Family) -> float:
-    """The final-logit soft-capping of the model's config (0 for none)."""
-    return float(getattr(model.config, "final_logit_softcapping", None) or 0.0) if family.softcap else 0.0
-
-
-def _linear_loss(
-    hidden: torch.Tensor,
-    head: Any,
-    labels: torch.Tensor,
-    *,
-    ignore_index: int,
-    softcap: float,
-    reduction: str,
-) -> torch.Tensor:
-    """``cross_entropy(softcap(head(hidden)), labels)`` for ``hidden`` ``(N, D)``, without the ``N x V`` logits.
-
-    Under autocast the hidden states and the head's weight take the autocast
-    dtype, as the stock ``lm_head`` call does; the loss is accumulated in
-    float32 either way.
-    """
-    weight, bias = head.weight, getattr(head, "bias", None)
-    device = hidden.device.type
-    if torch.is_autocast_enabled(device):
-        dtype = torch.get_autocast_dtype(device)
-        hidden, weight = hidden.to(dtype), weight.to(dtype)
-        bias = None if bias is None else bias.to(dtype)
-    with torch.autocast(device, enabled=False):
-        loss: torch.Tensor = _dispatch.torch_linear_cross_entropy(
-            hidden,
-            weight,
-            labels,
-            bias=bias,
-            ignore_index=ignore_index,
-            softcap=softcap,
-            reduction=reduction,
-            check_labels=True,
-        )
-    return loss
 
 
 def _logits(model: Any, family: _Family, hidden: torch.Tensor) -> torch.Tensor:
@@ -425,263 +347,3 @@ def unpatch(model: Any, /) -> Any:
     else:
         model.forward = previous
     return model
-
-
-# --- perplexity ---------------------------------------------------------------------------------------
-
-
-def _load(model_dir: str | os.PathLike[str], dtype: str, device: str | None) -> tuple[Any, Any]:
-    """A causal LM and its tokenizer from a local directory (never from the network)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    from transformers.utils import logging
-
-    path = Path(model_dir)
-    if not path.is_dir():
-        raise InputError(f"model directory {os.fspath(model_dir)!r} is not a directory")
-    if dtype not in ("auto", "float32", "bfloat16", "float16"):
-        raise InputError(f"dtype must be auto, float32, bfloat16 or float16, got {dtype!r}")
-    bar = logging.is_progress_bar_enabled()
-    logging.disable_progress_bar()  # transformers' own loading bar: the caller reports progress
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-        model = AutoModelForCausalLM.from_pretrained(
-            path, dtype=dtype if dtype == "auto" else getattr(torch, dtype), local_files_only=True
-        )
-    except (OSError, ValueError, KeyError) as exc:
-        raise InputError(f"cannot load a causal language model from {os.fspath(model_dir)!r}: {exc}") from None
-    finally:
-        if bar:
-            logging.enable_progress_bar()
-    if device is not None:
-        model = model.to(device)
-    return model, tokenizer
-
-
-def _max_length(model: Any, tokenizer: Any) -> int:
-    """The harness's context: the config's n_positions, max_position_embeddings or n_ctx, else the tokenizer's."""
-    for attr in ("n_positions", "max_position_embeddings", "n_ctx"):
-        value = getattr(model.config, attr, None)
-        if isinstance(value, int) and value > 0:
-            return value
-    value = getattr(tokenizer, "model_max_length", None)
-    if isinstance(value, int) and 0 < value < _UNBOUNDED:
-        return value
-    return _DEFAULT_MAX_LENGTH
-
-
-def _encoder(tokenizer: Any) -> _perplexity.Encode:
-    """``text -> (ids, offsets)`` without special tokens (needs a fast, Rust-backed tokenizer for the offsets)."""
-
-    def encode(text: str) -> tuple[Sequence[int], Sequence[tuple[int, int]]]:
-        try:
-            out = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
-        except NotImplementedError:
-            raise InputError("the tokenizer gives no character offsets: perplexity needs a fast tokenizer") from None
-        return out["input_ids"], out["offset_mapping"]
-
-    return encode
-
-
-def _scorer(model: Any, family: _Family) -> _perplexity.Score:
-    """Each window's summed negative log-likelihood: the backbone, then fused linear + cross-entropy per token."""
-
-    def score(windows: Sequence[Window]) -> list[float]:
-        width = max(len(w.inputs) for w in windows)
-        ids = np.zeros((len(windows), width), dtype=np.int64)
-        targets = np.full((len(windows), width), _perplexity.IGNORE, dtype=np.int64)
-        mask = np.zeros((len(windows), width), dtype=np.int64)
-        for row, w in enumerate(windows):
-            n = len(w.inputs)
-            ids[row, :n], targets[row, :n], mask[row, :n] = w.inputs, w.targets, 1
-        device = model.device
-        attention = None if mask.all() else torch.from_numpy(mask).to(device)
-        with torch.no_grad():
-            outputs = model.base_model(
-                input_ids=torch.from_numpy(ids).to(device), attention_mask=attention, use_cache=False, return_dict=True
-            )
-            hidden = outputs.last_hidden_state
-            losses = _linear_loss(
-                hidden.reshape(-1, hidden.shape[-1]),
-                model.get_output_embeddings(),
-                torch.from_numpy(targets).to(device).reshape(-1),
-                ignore_index=_perplexity.IGNORE,
-                softcap=_softcap(model, family),
-                reduction="none",
-            )
-            sums = losses.reshape(len(windows), width).to(torch.float64).sum(1)
-        return [float(x) for x in sums.cpu()]
-
-    return score
-
-
-def perplexity(
-    model: Any,
-    path: str | os.PathLike[str],
-    /,
-    *,
-    tokenizer: Any = None,
-    context: int | None = None,
-    stride: int | None = None,
-    batch_size: int = 1,
-    jsonl: bool | None = None,
-    field: str = "text",
-    prefix_token: int | None = None,
-    dtype: str = "auto",
-    device: str | None = None,
-    progress: Progress | None = None,
-) -> PerplexityReport:
-    """Perplexity of a causal LM on a text or JSONL file, streamed with rolling windows.
-
-    With ``L`` the summed negative log-likelihood (nats) of every token of
-    the text, ``T`` the tokens, ``B`` the UTF-8 bytes and ``W`` the words
-    (``len(re.split(r"\\s+", doc))`` per document), the report gives the
-    cross-entropy ``L / T`` (nats, and bits per token), the token
-    perplexity ``exp(L / T)``, bits per byte ``L / (B ln 2)``, the byte
-    perplexity ``exp(L / B)`` and the word perplexity ``exp(L / W)``.
-    These are EleutherAI lm-evaluation-harness's definitions (its
-    ``weighted_perplexity`` and ``bits_per_byte`` aggregations in
-    ``lm_eval/api/metrics.py``, weighted by the word and byte counts of
-    ``process_results`` in ``lm_eval/tasks/wikitext/preprocess_wikitext.py``),
-    so the numbers compare with its ``wikitext``-style tasks. Each window's
-    loss is the fused linear + cross-entropy of the window's last hidden
-    states; the file is never held whole.
-
-    Parameters
-    ----------
-    model : transformers.PreTrainedModel or path
-        A causal LM of a supported family (see :func:`patch`), or a local
-        directory holding one and its tokenizer (``save_pretrained``'s
-        layout); nothing is downloaded.
-    path : str or os.PathLike
-        A UTF-8 text file (one document) or a JSONL file (one JSON object
-        per line, its ``field`` the document; a per-document breakdown is
-        reported).
-    tokenizer : transformers tokenizer, optional
-        Required when ``model`` is a model; a fast tokenizer (the text is
-        encoded with character offsets, see Notes).
-    context : int, optional
-        Tokens per window (the model's input length). Default: the model's
-        ``n_positions`` / ``max_position_embeddings`` / ``n_ctx``, else the
-        tokenizer's ``model_max_length``, else 2048, as the harness chooses.
-    stride : int, optional
-        New tokens scored per window, ``1 <= stride <= context``; each one
-        then sees at least ``context - stride`` earlier tokens. Default
-        ``context``: the harness's disjoint windows (``context_len=1`` of
-        its ``get_rolling_token_windows``, ``lm_eval/utils.py``). A smaller
-        stride gives every token more context at more cost (the strided
-        evaluation of ``transformers``' perplexity guide).
-    batch_size : int, optional
-        Windows per forward pass (shorter ones right-padded and masked).
-    jsonl : bool, optional
-        Read ``path`` as JSONL; default: when its name ends in ``.jsonl``
-        or ``.ndjson``.
-    field : str, optional
-        The JSONL field holding the text (default ``"text"``); an ``"id"``
-        field, if present, names the document.
-    prefix_token : int, optional
-        The token every document is preceded by, so that its first token is
-        scored too. Default: the tokenizer's BOS token, else its EOS token
-        (the harness's ``prefix_token_id``).
-    dtype : {"auto", "float32", "bfloat16", "float16"}, optional
-        The weights' dtype when ``model`` is a directory (default: as saved).
-    device : str, optional
-        Where to move a model loaded from a directory (default: the CPU).
-    progress : callable, optional
-        ``progress(bytes_read, total_bytes, tokens_scored)``.
-
-    Returns
-    -------
-    PerplexityReport
-        ``report.total.metrics()`` (and ``report.documents`` for JSONL);
-        ``report.as_dict()`` is the command's JSON output.
-
-    Raises
-    ------
-    InputError
-        Unsupported model, unreadable or non-UTF-8 file, bad JSONL line,
-        ``stride`` outside ``[1, context]``, ``context`` beyond the model's
-        positions, or a tokenizer with no BOS, EOS nor ``prefix_token``.
-
-    Notes
-    -----
-    A text file is read 1 MiB at a time; each piece's tokens are kept up to
-    a line break (between non-blank characters) at least 256 characters
-    before its end, and the text from a line break 256 characters before
-    that point is encoded again with the next piece, so the ids are those of
-    encoding the whole text at once for tokenizers whose pre-tokenization
-    is local (byte-level BPE; SentencePiece). Memory stays bounded by a
-    piece, a window batch and one block of logits.
-
-    References
-    ----------
-    EleutherAI, *lm-evaluation-harness*: ``lm_eval/api/metrics.py``,
-    ``lm_eval/utils.py`` (``get_rolling_token_windows``),
-    ``lm_eval/models/huggingface.py`` (``HFLM.loglikelihood_rolling``,
-    ``prefix_token_id``, ``max_length``) and
-    ``lm_eval/tasks/wikitext/preprocess_wikitext.py``.
-
-    Examples
-    --------
-    >>> import transformers
-    >>> import tempfile, torch
-    >>> from tokenizers import Tokenizer, models, pre_tokenizers, decoders
-    >>> from crossentropy.transformers import perplexity
-    >>> backend = Tokenizer(models.BPE())
-    >>> backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    >>> backend.decoder = decoders.ByteLevel()
-    >>> _ = backend.add_tokens([chr(c) for c in range(32, 127)] + ["\\n"])
-    >>> _ = backend.add_special_tokens(["<eos>"])
-    >>> tokenizer = transformers.PreTrainedTokenizerFast(tokenizer_object=backend, eos_token="<eos>")
-    >>> config = transformers.LlamaConfig(
-    ...     vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-    ...     num_attention_heads=2, max_position_embeddings=64,
-    ... )
-    >>> _ = torch.manual_seed(0)
-    >>> model = transformers.LlamaForCausalLM(config)
-    >>> with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
-    ...     _ = f.write("the cat sat on the mat\\n" * 20)
-    >>> report = perplexity(model, f.name, tokenizer=tokenizer, context=32)
-    >>> m = report.total.metrics()
-    >>> m["tokens"], m["bytes"], m["words"]
-    (460, 460, 121)
-    >>> print(f"{m['token_perplexity']:.2f} nats/token={m['cross_entropy_nats']:.4f} bpb={m['bits_per_byte']:.4f}")
-    94.82 nats/token=4.5519 bpb=6.5671
-    """
-    if isinstance(model, (str, os.PathLike)):
-        if tokenizer is not None:
-            raise InputError("tokenizer: give it only with a model object; a model directory holds its own")
-        model, tokenizer = _load(model, dtype, device)
-    elif tokenizer is None:
-        raise InputError("tokenizer: required when model is a model object (or pass the model's directory)")
-    family = _family(model)
-    limit = _max_length(model, tokenizer)
-    context = limit if context is None else int(context)
-    positions = getattr(model.config, "max_position_embeddings", None) or getattr(model.config, "n_positions", None)
-    if context < 1 or (isinstance(positions, int) and context > positions):
-        raise InputError(f"context must be in [1, {positions}] (the model's positions), got {context}")
-    stride = context if stride is None else int(stride)
-    if prefix_token is None:
-        prefix_token = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
-    if prefix_token is None:
-        raise InputError("prefix_token: the tokenizer has neither a BOS nor an EOS token; pass the token to start with")
-    if jsonl is None:
-        jsonl = str(path).lower().endswith((".jsonl", ".ndjson"))
-    was_training = model.training
-    model.eval()
-    try:
-        report = _perplexity.run(
-            path,
-            encode=_encoder(tokenizer),
-            score=_scorer(model, family),
-            prefix=int(prefix_token),
-            context=context,
-            stride=stride,
-            batch_size=batch_size,
-            jsonl=jsonl,
-            text_field=field,
-            progress=progress,
-        )
-    finally:
-        model.train(was_training)
-    report.settings = {"model": getattr(model.config, "_name_or_path", "") or type(model).__name__, "file": str(path)}
-    return report

@@ -20,8 +20,8 @@ import tempfile
 import atheris
 
 with atheris.instrument_imports():
-    from crossentropy._scoring import score_file
     from crossentropy._validation import InputError
+    from crossentropy.scoring import score_file
 
 SUFFIXES = (".csv", ".parquet", ".npy", ".npz", ".tsv")
 DIRECTORY = tempfile.mkdtemp(prefix="crossentropy-fuzz-")

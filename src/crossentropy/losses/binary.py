@@ -7,7 +7,7 @@ from typing import Any
 
 from .. import _dispatch
 from .. import conventions as _conv
-from .._namespace import float_dtypes, namespace, quiet, to_dtype
+from .._namespace import float_dtypes, namespace, quiet, refuses_masked_arrays, to_dtype
 from .._special import where_zero
 from .._validation import (
     check_binary_targets,
@@ -86,6 +86,7 @@ def _per_sample(xp: ModuleType, conv: _conv.Convention, elements: Array) -> Arra
     return elements
 
 
+@refuses_masked_arrays
 @quiet
 def binary_cross_entropy(
     y_true: Array,
@@ -188,6 +189,7 @@ def binary_cross_entropy(
     return reduce_losses(xp, conv, "binary", Losses(_per_sample(xp, conv, elements)), sw, reduction, out, validate)
 
 
+@refuses_masked_arrays
 @quiet
 def binary_cross_entropy_grad(
     y_true: Array,
@@ -232,6 +234,7 @@ def binary_cross_entropy_grad(
     return to_dtype(xp, g * scale(xp, conv, "binary", Losses(g), sw, reduction, validate), out)
 
 
+@refuses_masked_arrays
 @quiet
 def binary_focal_loss(
     y_true: Array,
@@ -315,6 +318,7 @@ def binary_focal_loss(
     return reduce_losses(xp, conv, "binary", Losses(_per_sample(xp, conv, elements)), sw, reduction, out, validate)
 
 
+@refuses_masked_arrays
 @quiet
 def binary_focal_loss_grad(
     y_true: Array,

@@ -7,7 +7,7 @@ from typing import Any
 
 from .. import _dispatch
 from .. import conventions as _conv
-from .._namespace import float_dtypes, namespace, normalize_axis, quiet, to_dtype
+from .._namespace import float_dtypes, namespace, normalize_axis, quiet, refuses_masked_arrays, to_dtype
 from .._special import log_softmax, shifted_lse, softmax_grad, targets_grad, where_zero
 from .._validation import (
     InputError,
@@ -114,6 +114,7 @@ def _losses(
     return Losses(values, class_weight=None if w is None else xp.sum(y * w, axis=ax))
 
 
+@refuses_masked_arrays
 @quiet
 def categorical_cross_entropy(
     y_true: Array,
@@ -207,6 +208,7 @@ def categorical_cross_entropy(
     return reduce_losses(xp, conv, "categorical", losses, sw, reduction, out, validate)
 
 
+@refuses_masked_arrays
 @quiet
 def categorical_cross_entropy_grad(
     y_true: Array,
@@ -263,6 +265,7 @@ def _focal_weights(xp: ModuleType, a: Array, alpha: object, a_vec: Array | None,
     return a if alpha is None else a * check_unit_interval("alpha", alpha)  # type: ignore[arg-type]
 
 
+@refuses_masked_arrays
 @quiet
 def categorical_focal_loss(
     y_true: Array,
@@ -330,6 +333,7 @@ def categorical_focal_loss(
     return reduce_losses(xp, conv, "categorical", Losses(values), sw, reduction, out, validate)
 
 
+@refuses_masked_arrays
 @quiet
 def categorical_focal_loss_grad(
     y_true: Array,

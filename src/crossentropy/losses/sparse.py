@@ -10,7 +10,7 @@ import numpy as np
 
 from .. import _dispatch
 from .. import conventions as _conv
-from .._namespace import asarray, float_dtypes, namespace, normalize_axis, quiet, to_dtype
+from .._namespace import asarray, float_dtypes, namespace, normalize_axis, quiet, refuses_masked_arrays, to_dtype
 from .._special import log_softmax, logsumexp, targets_grad
 from .._validation import (
     InputError,
@@ -162,6 +162,7 @@ def _options(
     return conv, ls, z, int(ignore_index) if ignore_index is not None else conv.default_ignore_index
 
 
+@refuses_masked_arrays
 @quiet
 def sparse_categorical_cross_entropy(
     labels: Array,
@@ -364,6 +365,7 @@ def _fused_value_and_grad(
     return reduce_losses(xp, conv, "sparse", losses, sw, reduction, logits.dtype, validate), grad
 
 
+@refuses_masked_arrays
 @quiet
 def sparse_categorical_cross_entropy_grad(
     labels: Array,
@@ -411,6 +413,32 @@ def sparse_categorical_cross_entropy_grad(
     )
 
 
+def _check_out(out: Any, logits: object) -> None:
+    """``out`` must be a writable array of the logits' library, shape and (floating) gradient dtype.
+
+    NumPy would cast the gradient into any array (zeros into integers, a
+    rounded copy into a narrower float, a broadcast into a larger shape), so
+    nothing is left to it.
+    """
+    if not (hasattr(out, "shape") and hasattr(out, "dtype")) or not array_api_compat.is_array_api_obj(out):
+        raise InputError(f"out must be an array of the logits' shape and dtype, got {type(out).__name__}")
+    xp = namespace(logits)
+    if array_api_compat.array_namespace(out) is not xp:
+        library = xp.__name__.rsplit(".", 1)[-1]
+        raise InputError(f"out must be an array of the logits' library ({library}), got {type(out).__name__}")
+    x = asarray(xp, logits, "logits")
+    dtype = float_dtypes(xp, x)[1]
+    if not xp.isdtype(out.dtype, "real floating"):
+        raise InputError(f"out must have the gradient's floating dtype {dtype}; got {out.dtype}, which cannot hold it")
+    if out.dtype != dtype:
+        raise InputError(f"out must have the gradient's dtype {dtype} (the logits'), got {out.dtype}")
+    if tuple(out.shape) != tuple(x.shape):
+        raise InputError(f"out must have the logits' shape {tuple(x.shape)}, got {tuple(out.shape)}")
+    if isinstance(out, np.ndarray) and not out.flags.writeable:
+        raise InputError("out is read-only (a broadcast view or a read-only buffer); pass a writable array")
+
+
+@refuses_masked_arrays
 @quiet
 def sparse_categorical_cross_entropy_value_and_grad(
     labels: Array,
@@ -439,10 +467,12 @@ def sparse_categorical_cross_entropy_value_and_grad(
     Parameters
     ----------
     out : array, optional
-        Where to write the gradient: a caller-supplied array of the logits'
-        shape and dtype, or the logits array itself to overwrite it in place
-        (then, on invalid input, ``out`` is left partly written and
-        InputError is raised).
+        Where to write the gradient: a caller-supplied writable array of the
+        logits' library, shape and floating dtype (any layout), or the logits
+        array itself to overwrite it in place (then, on invalid input,
+        ``out`` is left partly written and InputError is raised). Any other
+        ``out`` (integer or narrower dtype, another shape) raises InputError
+        before anything is computed.
 
     Examples
     --------
@@ -455,6 +485,8 @@ def sparse_categorical_cross_entropy_value_and_grad(
     """
     conv, ls, z, ignore = _options(convention, label_smoothing, reduction, z_loss, True, class_weight, ignore_index)
     conv.require_gradient(True)
+    if out is not None:
+        _check_out(out, logits)
     fused = _fused_value_and_grad(
         labels, logits, axis, ignore, class_weight, sample_weight, ls, z, conv, reduction, validate, out
     )
@@ -483,6 +515,7 @@ def sparse_categorical_cross_entropy_value_and_grad(
     return loss, out
 
 
+@refuses_masked_arrays
 @quiet
 def log_loss(
     y_true: Array,

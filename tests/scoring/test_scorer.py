@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from crossentropy._scoring import Columns, ScoreOptions, Scorer
+from crossentropy.scoring import Columns, Layout, ScoreOptions, Scorer
 from optional import optional
 
 sp = optional("scipy.special")
@@ -23,10 +23,10 @@ def _data(n=3000, k=4, seed=0):
 
 def _score(labels, probs, weights, cuts, **options):
     """One scorer per piece (each keyed by its first row), merged in order."""
-    opts = ScoreOptions(num_classes=probs.shape[1], **options)
-    total = Scorer(opts)
+    layout, opts = Layout(num_classes=probs.shape[1]), ScoreOptions(**options)
+    total = Scorer(layout, opts)
     for a, b in zip([0, *cuts], [*cuts, len(labels)], strict=True):
-        part = Scorer(opts, origin=a)
+        part = Scorer(layout, opts, origin=a)
         for c in range(a, b, 500):
             d = min(c + 500, b)
             part.update(labels[c:d], probs[c:d], weights[c:d], columns=Columns(predictions=("p0", "p1", "p2", "p3")))
@@ -56,7 +56,7 @@ def test_merged_partials_equal_one_pass_for_every_statistic():
 def test_the_histogram_spans_the_data_and_counts_every_row():
     rng = np.random.default_rng(1)
     truth = rng.uniform(np.exp(-5.0), 1, 4000)  # per-row losses -log p in (0, 5)
-    scorer = Scorer(ScoreOptions(num_classes=2, binary=True))
+    scorer = Scorer(Layout(num_classes=2, binary=True))
     scorer.update(np.ones(4000), truth)
     scorer.update(np.ones(3), np.array([0.0, 0.0, 1.0]))
     histogram = scorer.result()["loss_histogram"]
@@ -74,7 +74,7 @@ def test_the_histogram_spans_the_data_and_counts_every_row():
 
 
 def test_the_histogram_of_huge_logit_losses_and_of_a_base_below_one():
-    scorer = Scorer(ScoreOptions(num_classes=2, binary=True, from_logits=True))
+    scorer = Scorer(Layout(num_classes=2, binary=True, from_logits=True))
     scorer.update(np.array([1.0, 1.0, 0.0]), np.array([-5000.0, 2.0, -1.0]))
     histogram = scorer.result()["loss_histogram"]
     assert histogram["max_finite"] == pytest.approx(5000.0)
@@ -82,7 +82,7 @@ def test_the_histogram_of_huge_logit_losses_and_of_a_base_below_one():
     assert 5000.0 < histogram["edges"][-1] < 5000.001
     assert histogram["counts"][-1] == 1
     assert sum(histogram["counts"]) == 3
-    negative = Scorer(ScoreOptions(num_classes=2, binary=True, base=0.5))
+    negative = Scorer(Layout(num_classes=2, binary=True), ScoreOptions(base=0.5))
     negative.update(np.array([1.0, 1.0]), np.array([0.5, 0.25]))
     histogram = negative.result()["loss_histogram"]
     assert histogram["max_finite"] == pytest.approx(-2.0)
@@ -101,7 +101,7 @@ def test_baseline_is_the_loss_of_the_weighted_class_frequencies():
     assert keras["baseline_loss"] == pytest.approx(expected * weights.sum() / 500, rel=1e-13)
     bits = _score(labels, probs, weights, [], base=2)
     assert bits["baseline_loss"] == pytest.approx(expected / math.log(2), rel=1e-13)
-    empty = Scorer(ScoreOptions(num_classes=3)).result()
+    empty = Scorer(Layout(num_classes=3)).result()
     assert empty["baseline_loss"] is None
     assert empty["loss_histogram"] == {"edges": [], "counts": [], "infinite": 0, "max_finite": None}
 
@@ -109,7 +109,7 @@ def test_baseline_is_the_loss_of_the_weighted_class_frequencies():
 def test_per_class_precision_recall_and_predicted():
     probs = np.array([[0.7, 0.2, 0.1], [0.6, 0.3, 0.1], [0.1, 0.8, 0.1], [0.2, 0.7, 0.1], [0.5, 0.1, 0.4]])
     labels = np.array([0, 1, 1, 1, 2.0])
-    scorer = Scorer(ScoreOptions(num_classes=3))
+    scorer = Scorer(Layout(num_classes=3))
     scorer.update(labels, probs)
     per_class = scorer.result()["per_class"]
     assert [c["count"] for c in per_class] == [1, 3, 1]
@@ -123,46 +123,20 @@ def test_per_class_precision_recall_and_predicted():
 
 
 def test_tolerances_follow_the_stored_precision():
-    scorer = Scorer(ScoreOptions(num_classes=3))
+    checks = Scorer(Layout(num_classes=3)).checks
     float32_rows = np.array([[0.2, 0.3, 0.5 + 2.123456789e-5]])
-    assert scorer.tolerance(float32_rows, np.float32) == pytest.approx(np.sqrt(np.finfo(np.float32).eps))
-    assert scorer.tolerance(float32_rows, np.float64)[0] == pytest.approx(np.sqrt(np.finfo(np.float64).eps))
+    assert checks.tolerance(float32_rows, np.float32) == pytest.approx(np.sqrt(np.finfo(np.float32).eps))
+    assert checks.tolerance(float32_rows, np.float64)[0] == pytest.approx(np.sqrt(np.finfo(np.float64).eps))
     six = np.array([[0.333333, 0.333333, 0.333333]])
-    assert scorer.tolerance(six)[0] == pytest.approx(3 * 0.5e-6)
-    assert scorer.tolerance(np.array([[0.5, 0.4, 0.0]]))[0] == pytest.approx(np.sqrt(np.finfo(float).eps))
-    assert Scorer(ScoreOptions(num_classes=3, atol=0.25)).tolerance(six) == 0.25
+    assert checks.tolerance(six)[0] == pytest.approx(3 * 0.5e-6)
+    assert checks.tolerance(np.array([[0.5, 0.4, 0.0]]))[0] == pytest.approx(np.sqrt(np.finfo(float).eps))
+    assert Scorer(Layout(num_classes=3), ScoreOptions(atol=0.25)).checks.tolerance(six) == 0.25
 
 
 def test_renormalize_rescales_rows_and_rejects_empty_ones():
-    scorer = Scorer(ScoreOptions(num_classes=2, renormalize=True))
+    scorer = Scorer(Layout(num_classes=2), ScoreOptions(renormalize=True))
     scorer.update(np.array([0, 1, 0.0]), np.array([[2.0, 2.0], [1.0, 3.0], [0.0, 0.0]]))
     result = scorer.result()
     assert result["rows_scored"] == 2
     assert result["mean_loss"] == pytest.approx((np.log(2) - np.log(0.75)) / 2)
     assert result["rejected"][0]["reason"] == "probabilities sum to 0"
-
-
-def test_save_figure_is_atomic_and_follows_the_suffix(tmp_path, monkeypatch):
-    pytest.importorskip("matplotlib")
-    import os
-
-    from matplotlib.figure import Figure
-
-    from crossentropy.io import save_figure
-
-    figure = Figure()
-    figure.add_subplot().plot([0, 1], [1, 0])
-    save_figure(figure, tmp_path / "a.svg")
-    assert (tmp_path / "a.svg").read_text().lstrip().startswith("<?xml")
-    (tmp_path / "b.png").write_bytes(b"old")
-
-    def disk_full(fd):
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(os, "fsync", disk_full)
-    with pytest.raises(OSError, match="No space"):
-        save_figure(figure, tmp_path / "b.png")
-    assert (tmp_path / "b.png").read_bytes() == b"old"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.svg", "b.png"]
-    with pytest.raises(ValueError, match=r"cannot write a \.xyz figure"):
-        save_figure(figure, tmp_path / "c.xyz")

@@ -148,6 +148,9 @@ def sparse_cases() -> list[Case]:
         Case("z-loss", (t, x), {"z_loss": 1e-2}),
         Case("sample weights", (t, x), {"sample_weight": np.array([1.0, 0.0, 2.0])}),
         Case("masked array", (t, np.ma.masked_array(x, mask=x > 2)), {}),
+        Case("masked labels", (np.ma.masked_array(t, mask=[0, 1, 0]), x), {}),
+        Case("masked class weights", (t, x), {"class_weight": np.ma.masked_array(np.ones(4), mask=[0, 1, 0, 0])}),
+        Case("masked sample weights", (t, x), {"sample_weight": np.ma.masked_array(np.ones(3), mask=[0, 1, 0])}),
         Case("non-contiguous", (t, np.asfortranarray(x)), {}),
     ]
 
@@ -353,6 +356,8 @@ def categorical_cases() -> list[Case]:
         Case("negative target", (y - 0.1, x), {}),
         Case("smoothing and class weights", (y, x), {"label_smoothing": 0.1, "class_weight": np.array([1, 2, 3, 4.0])}),
         Case("logits 1e30", (y, x * 1e30), {}),
+        Case("masked class weights", (y, x), {"class_weight": np.ma.masked_array(np.ones(4), mask=[0, 1, 0, 0])}),
+        Case("masked targets", (np.ma.masked_array(y, mask=y == 0), x), {}),
     ]
 
 
@@ -381,7 +386,46 @@ def binary_cases() -> list[Case]:
         Case("pos_weight and smoothing", (y, p), {"pos_weight": 3.0, "label_smoothing": 0.1}),
         Case("negative pos_weight", (y, p), {"pos_weight": -1.0}),
         Case("empty", (np.empty(0), np.empty(0)), {}),
+        Case("float32, label 0, p down to 1e-45", (np.zeros(5, np.float32), TINY), {}, np.float32),
+        Case("masked targets", (np.ma.masked_array(y, mask=[0, 1, 0, 0]), p), {}),
     ]
+
+
+TINY = np.array([1e-20, 1e-14, 1e-16, 1e-30, 1e-45], np.float32)
+
+
+def test_binary_tiny_probabilities_to_relative_accuracy_on_every_implementation():
+    """Issue 27: the float32 kernel gave -0.0 for label 0 and p = 1e-20 (the comparisons above are absolute)."""
+    _available("cpu-numpy")
+    exact = -np.log1p(-TINY.astype(np.float64))
+    for impl in ("reference", "cpu-numpy"):
+        kind, got = _outcome(impl, ce.binary_cross_entropy, (np.zeros(5, np.float32), TINY), {"reduction": "none"})
+        assert kind == "value", got
+        np.testing.assert_allclose(got, exact, rtol=2**-23, atol=0, err_msg=impl)
+
+
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS)
+@pytest.mark.parametrize(
+    ("out", "message"),
+    [
+        (np.empty((3, 4), np.int64), "floating dtype"),
+        (np.empty((3, 4), bool), "floating dtype"),
+        (np.empty((3, 4), np.float32), "dtype float64"),
+        (np.empty((4, 3)), "shape"),
+        (np.empty((2, 3, 4)), "shape"),
+    ],
+    ids=["int64", "bool", "float32", "transposed", "broadcastable"],
+)
+def test_value_and_grad_refuses_an_out_that_cannot_hold_the_gradient(impl, out, message):
+    """Issue 27: an int64 out= was silently filled with zeros. Refused, with the same message, everywhere."""
+    _available(impl)
+    args = (np.array([0, 1, 3]), _logits())
+    call = ce.grad.sparse_categorical_cross_entropy_value_and_grad
+    got = _outcome(impl, call, args, {"out": out})
+    assert got[0] == "error", got
+    assert got[1][0] == "InputError"
+    assert "out must" in got[1][1]
+    assert message in got[1][1]
 
 
 @pytest.mark.parametrize("reduction", REDUCTIONS)
@@ -482,3 +526,92 @@ def test_valid_cases_really_take_the_fused_path(case, impl):
             validate=True,
         )
     assert rows is not None, f"{impl} declined a valid input"
+
+
+def divergence_cases() -> list[Case]:
+    """``kl_divergence(p, q, from_logits=True)`` (``p`` probabilities, ``q`` logits) and
+    ``js_divergence(..., from_logits=True)`` (both logits) of issue 28: one fused pass per row pair."""
+    p = np.array([[0.1, 0.4, 0.5, 0.0], [0.25, 0.25, 0.25, 0.25], [0.7, 0.1, 0.1, 0.1]])
+    q = _logits()
+    masked = q.copy()
+    masked[0, 3] = -np.inf
+    return [
+        Case("plain", (p, q), {}),
+        Case("float32", (p.astype(np.float32), q.astype(np.float32)), {}, np.float32),
+        Case("-inf logit where p = 0", (p, masked), {}),
+        Case("-inf logit where p > 0", (p[::-1].copy(), masked), {}),
+        Case("NaN logit", (p, np.where(q == 2.5, np.nan, q)), {}),
+        Case("+inf logit", (p, np.where(q == 2.5, np.inf, q)), {}),
+        Case("all -inf row", (p, np.where(np.arange(3)[:, None] == 1, -np.inf, q)), {}),
+        Case("p row sums to 1.1", (p * 1.1, q), {}),
+        Case("negative p", (p - 0.05, q), {}),
+        Case("logits +-1e4", (p, q * 1e4), {}),
+        Case("bits and keepdims", (p, q), {"base": 2, "keepdims": True}),
+        Case("events on axis 0", (p.T.copy(), q.T.copy()), {"axis": 0}),
+        Case("non-contiguous", (np.asfortranarray(p), np.asfortranarray(q)), {}),
+        Case("not validated", (p, np.where(q == 2.5, np.nan, q)), {"validate": False}),
+        Case("one row", (p[0], q[0]), {}),
+    ]
+
+
+def _divergence_call(measure: str) -> tuple[Callable[..., Any], Callable[[tuple[Any, ...]], tuple[Any, ...]]]:
+    """The function and how a case's ``(p, q)`` become its arguments (the JSD takes logits on both sides)."""
+    if measure == "kl_divergence":
+        return ce.kl_divergence, lambda args: args
+    return ce.js_divergence, lambda args: (np.log(args[0]) if args[0].dtype.kind == "f" else args[0], args[1])
+
+
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS[1:])
+@pytest.mark.parametrize("measure", ["kl_divergence", "js_divergence"])
+@pytest.mark.parametrize("case", divergence_cases(), ids=lambda c: c.name)
+def test_divergences_of_logits_same_on_every_implementation(case, measure, impl):
+    _available(impl)
+    call, arguments = _divergence_call(measure)
+    kwargs = {**case.kwargs, "from_logits": True}
+    with np.errstate(all="ignore"):
+        args = arguments(case.args)
+    want = _outcome("reference", call, args, kwargs)
+    _assert_same(impl, _outcome(impl, call, args, kwargs), want, case.dtype)
+
+
+@pytest.mark.parametrize("impl", FUSED_IMPLEMENTATIONS)
+@pytest.mark.parametrize("measure", ["kl_divergence", "js_divergence"])
+@pytest.mark.parametrize("case", divergence_cases(), ids=lambda c: c.name)
+def test_valid_divergences_really_take_the_fused_path(case, measure, impl):
+    """Where the reference path gives a value for last-axis events, the fused kernel computes it."""
+    _available(impl)
+    call, arguments = _divergence_call(measure)
+    kwargs = {**case.kwargs, "from_logits": True}
+    with np.errstate(all="ignore"):
+        args = arguments(case.args)
+    want = _outcome("reference", call, args, kwargs)
+    if want[0] == "error" or "axis" in case.kwargs or not case.kwargs.get("validate", True):
+        pytest.skip("the reference path refuses this case, or it is not a last-axis validated call")
+    p, q = (_to_impl(impl, a) for a in args)
+    with _dispatch.use(_backend(impl)), np.errstate(all="ignore"):
+        rows = _dispatch.divergence(
+            "forward_kl" if measure == "kl_divergence" else "jsd",
+            p,
+            q,
+            teacher_probs=measure == "kl_divergence",
+            last_axis=True,
+            check_sums=True,
+        )
+    assert rows is not None, f"{impl} declined a valid input"
+
+
+@pytest.mark.parametrize("impl", ["cpu-torch", "triton"])
+@pytest.mark.parametrize("measure", ["kl_divergence", "js_divergence"])
+def test_divergences_of_logits_differentiate_like_the_reference(measure, impl):
+    """With torch, the fused path is differentiable with respect to ``q`` as the reference path is."""
+    _available(impl)
+    torch = _torch()
+    call, arguments = _divergence_call(measure)
+    p, q = arguments(divergence_cases()[0].args)
+    grads = {}
+    for backend in ("reference", _backend(impl)):
+        logits = torch.from_numpy(q).requires_grad_()
+        with _dispatch.use(backend):
+            value = call(torch.from_numpy(p), logits, from_logits=True).sum()
+        (grads[backend],) = torch.autograd.grad(value, logits)
+    np.testing.assert_allclose(grads[_backend(impl)].numpy(), grads["reference"].numpy(), rtol=1e-12, atol=1e-14)

@@ -1,0 +1,213 @@
+"""What every command prints with: tables (rich, CSV or JSON), a progress bar on stderr, and figures.
+
+Output goes to stdout, diagnostics to stderr. Tables take the terminal's
+width; floats show a chosen number of significant digits, while JSON keeps
+every digit (NaN as ``null``, infinities as ``"inf"``, see
+:func:`crossentropy._formatting.jsonable`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import functools
+import io
+import json
+import math
+import os
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .. import InputError
+from .._formatting import jsonable
+
+__all__ = [
+    "DEFAULT_PRECISION",
+    "Fixed",
+    "Table",
+    "discard_stdout",
+    "number",
+    "plot_module",
+    "print_note",
+    "print_tables",
+    "progress_bar",
+    "save_figure",
+    "stdout_is_devnull",
+    "write_figure",
+]
+
+DEFAULT_PRECISION = 6
+"""Significant digits of a float in a table."""
+
+Table = tuple[str, list[str], list[list[Any]]]
+"""A titled table: ``(title, headers, rows)``."""
+
+
+@dataclass(frozen=True)
+class Fixed:
+    """A table cell of a float with a fixed number of decimals, so that a column's decimal points align.
+
+    A value too small to show a digit in that many decimals is written in
+    scientific notation rather than as 0 (``3.1e-07``, never ``0.0000``).
+    """
+
+    value: float | None
+    decimals: int = 4
+
+    def __str__(self) -> str:
+        v = self.value
+        if v is None or math.isnan(v):
+            return "—" if v is None else "nan"
+        if v != 0 and abs(v) < 0.5 * 10.0**-self.decimals:
+            return f"{v:.1e}"
+        return f"{v:.{self.decimals}f}"
+
+
+def number(value: Any, precision: int = DEFAULT_PRECISION) -> str:
+    """A table cell: floats to ``precision`` significant digits, ``—`` for a missing value, :class:`Fixed`
+    cells with their decimals."""
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "NO"
+    if isinstance(value, Fixed):
+        return str(value)
+    if isinstance(value, (float, np.floating)):
+        v = float(value)
+        return "nan" if math.isnan(v) else f"{v:.{precision}g}"
+    return str(value)
+
+
+def print_tables(tables: list[Table], fmt: str, payload: Any, precision: int = DEFAULT_PRECISION) -> None:
+    """Print titled tables as rich tables, CSV sections, or ``payload`` as JSON.
+
+    Tables take the terminal's width (80 columns when stdout is not a
+    terminal and ``COLUMNS`` is unset); floats show ``precision``
+    significant digits, while JSON keeps every digit.
+    """
+    if fmt == "json":
+        json.dump(jsonable(payload), sys.stdout, indent=2, ensure_ascii=False)
+        sys.stdout.write("\n")
+        return
+    if fmt == "csv":
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        for title, headers, rows in tables:
+            writer.writerow(["section", *headers])
+            for row in rows:
+                writer.writerow([title, *(number(v, precision) for v in row)])
+        return
+    from rich.console import Console
+    from rich.table import Table as RichTable
+
+    console = Console(file=sys.stdout, soft_wrap=False)
+    for title, headers, rows in tables:
+        table = RichTable(title=title or None, title_justify="left")
+        for i, h in enumerate(headers):
+            table.add_column(h, justify="left" if i == 0 else "right", overflow="fold")
+        for row in rows:
+            table.add_row(*(number(v, precision) for v in row))
+        console.print(table)
+
+
+def print_note(text: str, fmt: str = "table") -> None:
+    """A sentence under the tables, on stdout, wrapped to the terminal's width (table format only)."""
+    if fmt != "table":
+        return
+    from rich.console import Console
+
+    Console(file=sys.stdout, soft_wrap=False, highlight=False).print(text, markup=False)
+
+
+def _stderr_console() -> Any:
+    from rich.console import Console
+
+    return Console(file=sys.stderr)
+
+
+@contextlib.contextmanager
+def progress_bar(show: bool | None, label: str, file: str, unit: str, amount: str) -> Iterator[Any]:
+    """A transient progress bar on stderr while the block runs, or none (``show`` None: when stderr is a terminal).
+
+    It reads ``<label> <file>``, the bar, the amount done (``amount``:
+    ``"percent"`` or ``"bytes"``), a count of ``unit``, the elapsed time and
+    the ETA. Yields ``update(**fields)`` (rich's ``Progress.update`` of the
+    task: ``total``, ``completed``, ``count``), or None without a bar.
+    """
+    if not (show if show is not None else sys.stderr.isatty()):
+        yield None
+        return
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TaskProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    bar = Progress(
+        TextColumn(f"{label} {{task.fields[file]}}"),
+        BarColumn(),
+        DownloadColumn() if amount == "bytes" else TaskProgressColumn(),
+        TextColumn(f"{{task.fields[count]:,}} {unit}"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        transient=True,
+        console=_stderr_console(),
+    )
+    task = bar.add_task(label, total=None, file=file, count=0)
+    with bar:
+        yield functools.partial(bar.update, task)
+
+
+def plot_module() -> Any:
+    """:mod:`crossentropy.plot`, with matplotlib on its non-interactive backend."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from .. import plot
+
+    return plot
+
+
+def save_figure(path: str, draw: Callable[[Any], Any]) -> None:
+    """A 6.4 x 4 inch figure of one plot, drawn by ``draw(ax)``, written to ``path``."""
+    plot_module()
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.4, 4.0), layout="constrained")
+    draw(fig.add_subplot())
+    write_figure(fig, path)
+
+
+def write_figure(fig: Any, path: str) -> None:
+    """Write ``fig`` atomically (a full disk never leaves a truncated file); one line on stderr."""
+    from ..io import save_figure as save
+
+    try:
+        save(fig, path, dpi=100)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot write the figure {path}: {exc}") from None
+    print(f"wrote {path}", file=sys.stderr)
+
+
+def stdout_is_devnull() -> bool:
+    try:
+        out, null = os.fstat(sys.stdout.fileno()), os.stat(os.devnull)
+    except (OSError, ValueError, io.UnsupportedOperation, AttributeError):
+        return False
+    return (out.st_dev, out.st_ino) == (null.st_dev, null.st_ino)
+
+
+def discard_stdout() -> None:
+    """Point standard output at /dev/null so that the interpreter's final flush cannot fail again."""
+    with contextlib.suppress(OSError, ValueError, io.UnsupportedOperation, AttributeError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
