@@ -26,7 +26,7 @@ import mpmath
 import numpy as np
 
 import crossentropy as ce
-from crossentropy import _kernels
+from crossentropy import _dispatch, _kernels
 
 ROOT = Path(__file__).resolve().parents[1]
 mpmath.mp.prec = 96
@@ -145,7 +145,7 @@ def measure(quick: bool) -> list[tuple[str, str, str, str, float]]:
     variants = _kernels.describe()["variants_supported"] if _kernels.available() else []
     paths: list[tuple[str, Callable[[], Any]]] = [
         *((f"kernel ({isa})", functools.partial(_kernels.use_isa, isa)) for isa in variants),
-        ("reference", _kernels.disabled),
+        ("reference", functools.partial(_dispatch.use, "reference")),
     ]
     for n, v in vocabularies:
         for scale_name, draw in scales:

@@ -14,7 +14,7 @@ the run in their header:
    the logits and writing an array of their size), to torch and to JAX;
 2. float32 entropy, cross-entropy of probabilities, KL divergence and binary
    cross-entropy of 10M elements: the kernels against the NumPy reference path
-   (``crossentropy._kernels.disabled()``), and float32 against float64;
+   (``crossentropy._dispatch.use("reference")``), and float32 against float64;
 3. an 8 x 5 sparse call with the kernels against the reference path (best of 300).
 
     python benchmarks/cpu.py            # all shapes, best of 5
@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 import crossentropy as ce
-from crossentropy import _kernels
+from crossentropy import _dispatch, _kernels
 
 HERE = Path(__file__).resolve().parent
 SHAPES = [(8192, 32000), (4096, 128256), (65536, 1000), (1_000_000, 10)]
@@ -224,7 +224,7 @@ def measure_elementwise(n: int, repeat: int) -> tuple[list[str], list[list[str]]
         a64, b64 = make(np.dtype(np.float64))
 
         def reference(a: Any = a32, b: Any = b32, call: Callable[[Any, Any], Any] = call) -> Any:
-            with _kernels.disabled():
+            with _dispatch.use("reference"):
                 return call(a, b)
 
         ms = round_robin(
@@ -252,7 +252,7 @@ def measure_tiny(repeat: int = 300) -> tuple[list[str], float, float]:
         return ce.sparse_categorical_cross_entropy(t, x, from_logits=True)
 
     def reference() -> Any:
-        with _kernels.disabled():
+        with _dispatch.use("reference"):
             return call()
 
     call()

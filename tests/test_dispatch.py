@@ -1,12 +1,19 @@
 """One contract on every path: the same cases through every implementation that can run here.
 
-Implementations: the array-API reference path, the C kernel on NumPy
-arrays, the C kernel on CPU torch tensors (through the torch custom op), and
-the Triton kernel on CPU torch tensors under ``TRITON_INTERPRET=1``. For each
-case and option set, every implementation must give the reference's values
-(to a dtype tolerance) or raise the same exception with the same message.
+Implementations: the array-API reference path (on NumPy arrays, and on
+torch tensors), the C kernel on NumPy arrays, the C kernel on CPU torch
+tensors (through the torch custom op), and the Triton kernel on CPU torch
+tensors under ``TRITON_INTERPRET=1``. For each case and option set, every
+implementation must give the reference's values (to a dtype tolerance) or
+raise the same exception with the same message; on torch tensors also the
+same second-order gradients (double backward) and the same results under
+``torch.func`` transforms. Labels of every integer dtype meet an
+``ignore_index`` inside and outside that dtype's range (compared as
+unbounded integers: ``ignore_index=256`` is no uint8 label, not label 0).
 The vocabulary-parallel path runs the same kind of matrix in
-tests/test_distributed.py (it needs separate processes).
+tests/test_distributed.py (it needs separate processes); the PyTorch drop-in
+(``crossentropy.torch``) runs its paths in tests/test_torch.py and against
+PyTorch's own samples in tests/test_torch_dropin.py.
 """
 
 from __future__ import annotations
@@ -21,7 +28,9 @@ import pytest
 import crossentropy as ce
 from crossentropy import _dispatch, _kernels
 
-IMPLEMENTATIONS = ["reference", "cpu-numpy", "cpu-torch", "triton"]
+IMPLEMENTATIONS = ["reference", "cpu-numpy", "reference-torch", "cpu-torch", "triton"]
+TORCH_IMPLEMENTATIONS = ("reference-torch", "cpu-torch", "triton")
+FUSED_IMPLEMENTATIONS = ("cpu-numpy", "cpu-torch", "triton")
 
 
 def _torch() -> Any:
@@ -30,9 +39,9 @@ def _torch() -> Any:
 
 def _to_impl(impl: str, value: Any) -> Any:
     """NumPy arrays become CPU tensors for the torch implementations; everything else passes."""
-    if impl in ("cpu-torch", "triton") and isinstance(value, np.ma.MaskedArray):
+    if impl in TORCH_IMPLEMENTATIONS and isinstance(value, np.ma.MaskedArray):
         pytest.skip("masked arrays are NumPy's")
-    if impl in ("cpu-torch", "triton") and isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
+    if impl in TORCH_IMPLEMENTATIONS and isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
         torch = _torch()
         if value.dtype == np.uint64:
             pytest.skip("torch has no uint64 arithmetic")
@@ -41,13 +50,19 @@ def _to_impl(impl: str, value: Any) -> Any:
 
 
 def _backend(impl: str) -> str:
-    return {"reference": "reference", "cpu-numpy": "cpu", "cpu-torch": "cpu", "triton": "triton"}[impl]
+    return {
+        "reference": "reference",
+        "cpu-numpy": "cpu",
+        "reference-torch": "reference",
+        "cpu-torch": "cpu",
+        "triton": "triton",
+    }[impl]
 
 
 def _available(impl: str) -> None:
     if impl.startswith("cpu") and not _kernels.available():
         pytest.skip("the C kernels are not built")
-    if impl in ("cpu-torch", "triton"):
+    if impl in TORCH_IMPLEMENTATIONS:
         _torch()
     if impl == "triton":
         pytest.importorskip("triton")
@@ -140,12 +155,46 @@ def sparse_cases() -> list[Case]:
     ]
 
 
+def label_dtype_cases() -> list[Case]:
+    """Labels of every integer dtype with ``ignore_index`` inside their range and outside it (where it would
+    wrap onto a real class if converted: 256 is uint8 0, -100 is uint8 156, 2**64 fits no dtype)."""
+    x = _logits()
+    wide = np.random.default_rng(26).standard_normal((3, 200))
+    cases = []
+    for dtype in (np.uint8, np.int8, np.int16, np.int32, np.int64):
+        name = np.dtype(dtype).name
+        info = np.iinfo(dtype)
+        inside = 200 if info.min == 0 else -100
+        cases.append(
+            Case(f"{name} labels, ignore_index inside", (np.array([0, inside, 3], dtype), x), {"ignore_index": inside})
+        )
+        outside = int(info.max) + 1  # wraps to info.min (0 for uint8), a real class for unsigned dtypes
+        labels = np.array([0, 1, 3], dtype)
+        cases.append(Case(f"{name} labels, ignore_index {outside}", (labels, x), {"ignore_index": outside}))
+        cases.append(Case(f"{name} labels, ignore_index {outside + 2}", (labels, x), {"ignore_index": outside + 2}))
+        cases.append(Case(f"{name} labels, ignore_index 2**64", (labels, x), {"ignore_index": 2**64}))
+        if info.min == 0:
+            cases.append(Case(f"{name} labels, ignore_index -256", (labels, x), {"ignore_index": -256}))
+        else:
+            low = int(info.min) - 1
+            cases.append(
+                Case(f"{name} labels -1, ignore_index {low}", (np.array([0, -1, 3], dtype), x), {"ignore_index": low})
+            )
+    cases.append(
+        Case("uint8 label 156, ignore_index -100", (np.array([156, 3, 10], np.uint8), wide), {"ignore_index": -100})
+    )
+    cases.append(
+        Case("uint8 label 44, ignore_index 300", (np.array([156, 44, 10], np.uint8), wide), {"ignore_index": 300})
+    )
+    return cases
+
+
 REDUCTIONS = ["mean", "sum", "none"]
 
 
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 @pytest.mark.parametrize("impl", IMPLEMENTATIONS[1:])
-@pytest.mark.parametrize("case", sparse_cases(), ids=lambda c: c.name)
+@pytest.mark.parametrize("case", sparse_cases() + label_dtype_cases(), ids=lambda c: c.name)
 def test_sparse_loss_same_on_every_implementation(case, impl, reduction):
     _available(impl)
     kwargs = {**case.kwargs, "from_logits": True, "reduction": reduction}
@@ -154,36 +203,143 @@ def test_sparse_loss_same_on_every_implementation(case, impl, reduction):
     _assert_same(impl, _outcome(impl, call, case.args, kwargs), want, case.dtype)
 
 
-@pytest.mark.parametrize("impl", IMPLEMENTATIONS[1:])
-@pytest.mark.parametrize("case", sparse_cases(), ids=lambda c: c.name)
-def test_sparse_gradient_same_on_every_implementation(case, impl):
-    _available(impl)
-    if impl in ("cpu-torch", "triton"):
-        # the torch implementations are differentiated by autograd, the NumPy one in closed form
-        torch = _torch()
-        kwargs = {**case.kwargs, "from_logits": True}
-        want = _outcome("reference", ce.grad.sparse_categorical_cross_entropy, case.args, kwargs)
-        if want[0] == "error":
-            return  # the loss test above holds the errors
-        if case.args[0].dtype == np.uint64:
-            pytest.skip("torch has no uint64 arithmetic")
-        labels = torch.from_numpy(np.ascontiguousarray(case.args[0]))
-        logits = torch.from_numpy(np.ascontiguousarray(case.args[1])).requires_grad_()
-        extra = {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in kwargs.items()}
+def _torch_gradient(impl: str, case: Case, kwargs: dict[str, Any]) -> tuple[str, Any]:
+    """``_outcome`` of the loss's gradient by autograd on a torch implementation (the loss, then its backward)."""
+    torch = _torch()
+    labels, logits = (_to_impl(impl, a) for a in case.args)
+    logits = logits.requires_grad_()
+    extra = {k: _to_impl(impl, v) for k, v in kwargs.items()}
+    try:
         with _dispatch.use(_backend(impl)), np.errstate(all="ignore"):
             loss = ce.sparse_categorical_cross_entropy(labels, logits, **extra)
-        if not torch.isfinite(loss):
-            return  # no gradient to compare (empty or fully ignored batch)
-        (got,) = torch.autograd.grad(loss, logits)
-        _assert_same(impl, ("value", got.double().numpy()), want, case.dtype)
-        return
+            (got,) = torch.autograd.grad(loss, logits)
+    except Exception as exc:  # the comparison is the test
+        return "error", (type(exc).__name__, str(exc).replace("torch.", ""))
+    return "value", got.detach().double().numpy()
+
+
+def _pair(impl: str, case: Case, kwargs: dict[str, Any]) -> tuple[tuple[str, Any], tuple[str, Any]]:
+    """The two ``_outcome``s of value_and_grad (the loss and the gradient; the same error twice)."""
+    call = ce.grad.sparse_categorical_cross_entropy_value_and_grad
+    args = tuple(_to_impl(impl, a) for a in case.args)
+    try:
+        with _dispatch.use(_backend(impl)), np.errstate(all="ignore"):
+            loss, grad = call(*args, **kwargs)
+    except Exception as exc:  # the comparison is the test
+        error = ("error", (type(exc).__name__, str(exc)))
+        return error, error
+    return ("value", np.asarray(loss, dtype=np.float64)), ("value", np.asarray(grad, dtype=np.float64))
+
+
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS[1:])
+@pytest.mark.parametrize("case", sparse_cases() + label_dtype_cases(), ids=lambda c: c.name)
+def test_sparse_gradient_same_on_every_implementation(case, impl):
+    """The gradient: in closed form on NumPy arrays (and by value_and_grad), by autograd on torch tensors.
+
+    Where the reference raises, autograd's forward pass raises the same error; an empty or fully ignored
+    batch (NaN loss) has the reference's gradient too (empty, or zeros)."""
+    _available(impl)
     kwargs = {**case.kwargs, "from_logits": True}
-    for call in (ce.grad.sparse_categorical_cross_entropy, ce.grad.sparse_categorical_cross_entropy_value_and_grad):
-        want = _outcome("reference", call, case.args, kwargs)
-        got = _outcome(impl, call, case.args, kwargs)
-        if call is ce.grad.sparse_categorical_cross_entropy_value_and_grad and got[0] == "value":
-            continue  # a (loss, grad) pair: both parts are compared by the other tests
-        _assert_same(impl, got, want, case.dtype)
+    want = _outcome("reference", ce.grad.sparse_categorical_cross_entropy, case.args, kwargs)
+    if impl in TORCH_IMPLEMENTATIONS:
+        _assert_same(impl, _torch_gradient(impl, case, kwargs), want, case.dtype)
+    else:
+        _assert_same(
+            impl, _outcome(impl, ce.grad.sparse_categorical_cross_entropy, case.args, kwargs), want, case.dtype
+        )
+        for got, expected in zip(_pair(impl, case, kwargs), _pair("reference", case, kwargs), strict=True):
+            _assert_same(f"{impl} value_and_grad", got, expected, case.dtype)
+
+
+HIGHER_ORDER_CASES = [
+    "plain",
+    "float32",
+    "class weights and smoothing",
+    "z-loss",
+    "ignored label",
+    "-inf logit (masked class)",
+]
+
+
+def _higher_order_cases() -> list[Case]:
+    chosen = [c for c in sparse_cases() if c.name in HIGHER_ORDER_CASES]
+    return chosen + [c for c in label_dtype_cases() if "inside" in c.name or "2**64" in c.name]
+
+
+def _torch_inputs(case: Case) -> tuple[Any, Any, dict[str, Any]]:
+    torch = _torch()
+    labels, logits = (torch.from_numpy(np.ascontiguousarray(a)) for a in case.args)
+    extra = {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in case.kwargs.items()}
+    return labels, logits, {**extra, "from_logits": True}
+
+
+@pytest.mark.parametrize("impl", TORCH_IMPLEMENTATIONS)
+@pytest.mark.parametrize("case", _higher_order_cases(), ids=lambda c: c.name)
+def test_sparse_second_order_same_on_every_implementation(case, impl):
+    """Double backward (``create_graph=True``): a gradient penalty's gradient equals the reference path's.
+
+    The NumPy implementations have no autograd; the closed-form gradient is first order by definition."""
+    _available(impl)
+    torch = _torch()
+    labels, logits, kwargs = _torch_inputs(case)
+    direction = torch.linspace(-1.0, 1.0, logits.numel(), dtype=logits.dtype).reshape(logits.shape)
+
+    def second_order(backend: str) -> tuple[Any, Any]:
+        x = logits.clone().requires_grad_()
+        with _dispatch.use(backend), np.errstate(all="ignore"):
+            loss = ce.sparse_categorical_cross_entropy(labels, x, reduction="sum", **kwargs)
+            (g,) = torch.autograd.grad(loss, x, create_graph=True)
+            assert g.requires_grad, f"{impl}: the gradient has no graph, its derivatives would be silently dropped"
+            (hvp,) = torch.autograd.grad((g * direction).sum(), x)
+        return g.detach(), hvp
+
+    want, got = second_order("reference"), second_order(_backend(impl))
+    for a, b in zip(got, want, strict=True):
+        _assert_same(impl, ("value", a.double().numpy()), ("value", b.double().numpy()), case.dtype)
+
+
+@pytest.mark.parametrize("transform", ["grad", "vmap", "jacrev", "vmap(grad)", "jacrev(grad)"])
+@pytest.mark.parametrize("impl", TORCH_IMPLEMENTATIONS)
+@pytest.mark.parametrize("case", _higher_order_cases(), ids=lambda c: c.name)
+def test_sparse_torch_func_transforms_same_on_every_implementation(case, impl, transform):
+    """``torch.func`` transforms see through every torch implementation (the dispatcher takes the reference
+    path under a transform: the fused kernels read storage a transformed tensor has not), with the results of
+    autograd on the reference path. ``validate=False``: a transform cannot branch on values."""
+    _available(impl)
+    torch = _torch()
+    labels, logits, kwargs = _torch_inputs(case)
+    kwargs = {**kwargs, "validate": False}
+
+    def loss(x: Any) -> Any:
+        return ce.sparse_categorical_cross_entropy(labels, x, reduction="sum", **kwargs)
+
+    f = torch.func
+    batch = torch.stack([logits, logits * 0.5, logits + 1.0])
+    runs = {
+        "grad": lambda: f.grad(loss)(logits),
+        "vmap": lambda: f.vmap(loss)(batch),
+        "jacrev": lambda: f.jacrev(loss)(logits),
+        "vmap(grad)": lambda: f.vmap(f.grad(loss))(batch),
+        "jacrev(grad)": lambda: f.jacrev(f.grad(loss))(logits),
+    }
+
+    def autograd_reference() -> Any:
+        with _dispatch.use("reference"), np.errstate(all="ignore"):
+            if transform == "vmap":
+                return torch.stack([loss(b) for b in batch])
+            if transform == "vmap(grad)":
+                return torch.stack([torch.autograd.grad(loss(b.requires_grad_()), b)[0] for b in batch.clone()])
+            x = logits.clone().requires_grad_()
+            (g,) = torch.autograd.grad(loss(x), x, create_graph=True)
+            if transform in ("grad", "jacrev"):
+                return g
+            rows = [torch.autograd.grad(gi, x, retain_graph=True)[0] for gi in g.reshape(-1)]
+            return torch.stack(rows).reshape(*logits.shape, *logits.shape)
+
+    with _dispatch.use(_backend(impl)), np.errstate(all="ignore"):
+        got = runs[transform]()
+    want = autograd_reference()
+    _assert_same(impl, ("value", got.detach().double().numpy()), ("value", want.detach().double().numpy()), case.dtype)
 
 
 def categorical_cases() -> list[Case]:
@@ -316,14 +472,16 @@ def test_the_dispatcher_really_picks_each_implementation(impl):
 
 
 def test_only_the_dispatcher_names_the_backends():
-    """Outside _dispatch.py (and the kernels themselves), no module picks a kernel."""
+    """Outside the dispatcher (_dispatch.py and its half for the drop-in, _dispatch_dropin.py) and the kernels
+    themselves, no module picks a kernel or decides who may take one: no layout, dtype, availability or
+    override checks standing in for the dispatcher's (issue 26, item 7)."""
     from pathlib import Path
 
     src = Path(ce.__file__).parent
     offenders = []
     for path in src.rglob("*.py"):
         rel = path.relative_to(src).as_posix()
-        if rel == "_dispatch.py" or rel.startswith("_kernels/"):
+        if rel in ("_dispatch.py", "_dispatch_dropin.py") or rel.startswith("_kernels/"):
             continue
         text = path.read_text()
         for needle in (
@@ -333,28 +491,34 @@ def test_only_the_dispatcher_names_the_backends():
             "_kernels.soft",
             "_kernels.binary",
             "_kernels.info",
+            "_kernels.available",
+            "_kernels.usable",
+            "c_contiguous",
+            "has_torch_function",
+            "_FUSED_DTYPES",
         ):
             if needle in text:
                 offenders.append(f"{rel}: {needle}")
     assert not offenders, offenders
 
 
-@pytest.mark.parametrize("impl", IMPLEMENTATIONS[1:])
-@pytest.mark.parametrize("case", sparse_cases(), ids=lambda c: c.name)
+@pytest.mark.parametrize("impl", FUSED_IMPLEMENTATIONS)
+@pytest.mark.parametrize("case", sparse_cases() + label_dtype_cases(), ids=lambda c: c.name)
 def test_valid_cases_really_take_the_fused_path(case, impl):
-    """Where the reference path gives a value, the fused kernel computes it (it does not decline)."""
+    """Where the reference path gives a value, the fused kernel computes it (it does not decline); sample
+    weights are applied to the kernel's per-sample losses afterwards, so they take no part here."""
     _available(impl)
     kwargs = {**case.kwargs, "from_logits": True, "reduction": "none"}
     want = _outcome("reference", ce.sparse_categorical_cross_entropy, case.args, kwargs)
-    if want[0] == "error" or "sample_weight" in case.kwargs:
-        return
+    if want[0] == "error":
+        pytest.skip("the reference path raises here: there is no value for a kernel to compute")
     labels, logits = (_to_impl(impl, a) for a in case.args)
     with _dispatch.use(_backend(impl)), np.errstate(all="ignore"):
         rows = _dispatch.sparse(
             labels,
             logits,
             convention=ce.conventions.EXACT,
-            last_axis=True,
+            axis=-1,
             ignore_index=case.kwargs.get("ignore_index"),
             class_weight=_to_impl(impl, case.kwargs.get("class_weight")),
             label_smoothing=case.kwargs.get("label_smoothing", 0.0),
@@ -410,7 +574,7 @@ def test_divergences_of_logits_same_on_every_implementation(case, measure, impl)
     _assert_same(impl, _outcome(impl, call, args, kwargs), want, case.dtype)
 
 
-@pytest.mark.parametrize("impl", IMPLEMENTATIONS[1:])
+@pytest.mark.parametrize("impl", FUSED_IMPLEMENTATIONS)
 @pytest.mark.parametrize("measure", ["kl_divergence", "js_divergence"])
 @pytest.mark.parametrize("case", divergence_cases(), ids=lambda c: c.name)
 def test_valid_divergences_really_take_the_fused_path(case, measure, impl):

@@ -174,3 +174,76 @@ def test_errors_without_a_process_group():
 
     with pytest.raises(InputError, match=r"initialised torch\.distributed"):
         vocab_parallel_cross_entropy(torch.zeros(2, 3), torch.zeros(2, dtype=torch.long))
+
+
+LABEL_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
+
+
+def _ignore_cases(dtype: torch.dtype) -> list[int]:
+    """``ignore_index`` inside the dtype's range and outside it (where a conversion would wrap it onto a class)."""
+    info = torch.iinfo(dtype)
+    return [200 if info.min == 0 else -100, int(info.max) + 1, int(info.max) + 3, -256, 2**64]
+
+
+def _dtype_worker(rank: int, world: int, port: int, results: dict) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        from crossentropy.distributed import vocab_parallel_cross_entropy
+
+        widths = _widths(world, False)
+        start = sum(widths[:rank])
+        logits, _, _ = _data(torch.float64)
+        out: dict[Any, Any] = {}
+        for dtype in LABEL_DTYPES:
+            for ignore in _ignore_cases(dtype):
+                info = torch.iinfo(dtype)
+                third = ignore if info.min <= ignore <= info.max else 2
+                labels = torch.tensor([0, 3, third, 10, 1, 5, 7]).to(dtype)
+                shard = logits[:, start : start + widths[rank]].clone().requires_grad_()
+                loss = vocab_parallel_cross_entropy(shard, labels, ignore_index=ignore)
+                loss.backward()
+                out[(dtype, ignore)] = (loss.detach(), shard.grad)
+        # a second derivative raises rather than being silently dropped
+        shard = logits[:, start : start + widths[rank]].clone().requires_grad_()
+        (grad,) = torch.autograd.grad(vocab_parallel_cross_entropy(shard, torch.arange(7)), shard, create_graph=True)
+        try:
+            grad.sum().backward()
+            out["second order"] = None
+        except RuntimeError as exc:
+            out["second order"] = str(exc)
+        results[rank] = out
+    finally:
+        dist.destroy_process_group()
+
+
+def test_label_dtypes_compare_ignore_index_as_integers():
+    """Issue 26: labels of every integer dtype meet ignore_index as integers of unbounded range on every rank
+    (256 is no uint8 label, not class 0), as the single-process loss does; and a second derivative raises."""
+    world = 2
+    manager = mp.Manager()
+    results = manager.dict()
+    mp.spawn(_dtype_worker, args=(world, _free_port(), results), nprocs=world, join=True)
+    out = dict(results)
+    manager.shutdown()
+    widths = _widths(world, False)
+    logits, _, _ = _data(torch.float64)
+    for dtype in LABEL_DTYPES:
+        for ignore in _ignore_cases(dtype):
+            info = torch.iinfo(dtype)
+            inside = info.min <= ignore <= info.max
+            third = ignore if inside else 2
+            labels = torch.tensor([0, 3, third, 10, 1, 5, 7])
+            full = logits.clone().requires_grad_()
+            expected = torch.nn.functional.cross_entropy(full, labels, ignore_index=ignore if inside else -100)
+            expected.backward()
+            start = 0
+            for rank in range(world):
+                loss, grad = out[rank][(dtype, ignore)]
+                where = f"{dtype} ignore_index={ignore} rank {rank}"
+                torch.testing.assert_close(loss, expected.detach(), rtol=1e-12, atol=1e-12, msg=where)
+                part = full.grad[:, start : start + widths[rank]]
+                torch.testing.assert_close(grad, part, rtol=1e-12, atol=1e-12, msg=where)
+                start += widths[rank]
+    for rank in range(world):
+        assert out[rank]["second order"], "a second derivative of the vocabulary-parallel loss did not raise"

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import crossentropy as ce
-from crossentropy import _kernels
+from crossentropy import _dispatch, _kernels
 from optional import given, hnp, optional, st
 
 sp = optional("scipy.special")
@@ -23,9 +23,10 @@ VARIANTS = _kernels.describe()["variants_supported"]  # every instruction-set va
 def test_kernels_are_built_and_used():
     # CI builds them on install; a machine without a C compiler runs the reference path only
     assert _kernels.available(), "the CPU kernels were not built (no C compiler at install time?)"
-    assert _kernels.enabled()
-    with _kernels.disabled():
-        assert not _kernels.enabled()
+    x = np.zeros((2, 3))
+    assert _dispatch.choose("sparse", x, ce.conventions.EXACT) == "cpu"
+    with _dispatch.use("reference"):
+        assert _dispatch.choose("sparse", x, ce.conventions.EXACT) == "reference"
 
 
 def _ulps(a, b, dtype):
@@ -37,7 +38,7 @@ def _ulps(a, b, dtype):
 
 def both_paths(func, *args, **kwargs):
     fast = func(*args, **kwargs)
-    with _kernels.disabled():
+    with _dispatch.use("reference"):
         reference = func(*args, **kwargs)
     return fast, reference
 
@@ -213,7 +214,7 @@ def test_value_and_grad_in_place_and_into_a_buffer():
     loss, grad = ce.grad.sparse_categorical_cross_entropy_value_and_grad(t, logits, out=logits, **kwargs)
     assert grad is logits
     np.testing.assert_allclose(logits, expected_grad, rtol=1e-5, atol=1e-8)
-    with _kernels.disabled():
+    with _dispatch.use("reference"):
         loss_ref, grad_ref = ce.grad.sparse_categorical_cross_entropy_value_and_grad(t, x, **kwargs)
     np.testing.assert_allclose(loss_ref, expected_loss, rtol=1e-6)
     np.testing.assert_allclose(grad_ref, expected_grad, rtol=1e-5, atol=1e-8)
@@ -245,11 +246,33 @@ def test_thread_count_setting():
     assert outputs[0][1] == outputs[1][1]  # rows are independent: same result with any thread count
 
 
-def test_disable_by_environment():
-    code = "from crossentropy import _kernels; print(_kernels.enabled())"
-    env = {**os.environ, "CROSSENTROPY_DISABLE_KERNELS": "1"}
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
-    assert proc.stdout.strip() == "False"
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("CROSSENTROPY_BACKEND", "reference", "reference"),
+        ("CROSSENTROPY_BACKEND", "cpu", "cpu"),
+        ("CROSSENTROPY_BACKEND", "auto", "cpu"),
+        ("CROSSENTROPY_DISABLE_KERNELS", "1", "reference"),  # the older switch
+    ],
+)
+def test_the_environment_forces_a_backend(variable, value, expected):
+    code = (
+        "import numpy as np, crossentropy as ce; from crossentropy import _dispatch; "
+        "print(_dispatch.choose('sparse', np.zeros((2, 3)), ce.conventions.EXACT))"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("CROSSENTROPY_BACKEND", "CROSSENTROPY_DISABLE_KERNELS")}
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env={**env, variable: value}, check=True
+    )
+    assert proc.stdout.strip() == expected
+
+
+def test_an_unknown_backend_in_the_environment_is_ignored_with_a_warning():
+    code = "import warnings; warnings.simplefilter('error'); import crossentropy._dispatch"
+    env = {**os.environ, "CROSSENTROPY_BACKEND": "gpu"}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False)
+    assert proc.returncode != 0
+    assert "CROSSENTROPY_BACKEND='gpu' ignored" in proc.stderr
 
 
 def test_infinite_terms_stay_infinite_on_the_kernel_path():
@@ -455,7 +478,7 @@ def test_ignore_index_and_labels_never_wrap():
     assert _kernels.sparse(x, huge, **kwargs) is None
     with pytest.raises(ce.InputError, match="labels"):
         s(huge, x, from_logits=True, ignore_index=-1)
-    with _kernels.disabled(), pytest.raises(ce.InputError, match="labels"):
+    with _dispatch.use("reference"), pytest.raises(ce.InputError, match="labels"):
         s(huge, x, from_logits=True, ignore_index=-1)
 
 
@@ -464,26 +487,43 @@ def test_masked_arrays_do_not_take_the_kernel_path():
     assert not _kernels.usable(x)
 
 
-def test_disabled_is_per_thread():
+def test_forcings_are_counted_and_auto_lifts_them():
+    """``_dispatch.forcings`` counts the forcings in force (the drop-in's fast exit reads it); ``"auto"`` lifts
+    the forcing inside its context without counting; an unknown backend is an InputError naming it."""
+    base = _dispatch.forcings
+    with _dispatch.use("reference"):
+        assert _dispatch.forcings == base + 1
+        assert _dispatch.forced() == "reference"
+        with _dispatch.use("auto"):
+            assert _dispatch.forcings == base + 1
+            assert _dispatch.forced() is None
+    assert _dispatch.forcings == base
+    with pytest.raises(ce.InputError, match="backend must be one of"), _dispatch.use("gpu"):
+        pass
+    assert _dispatch.forcings == base
+
+
+def test_a_forced_backend_is_per_thread():
     import threading
 
     seen = {}
     inside, checked = threading.Event(), threading.Event()
+    x = np.zeros((2, 3))
 
     def other():
         inside.wait(10)
-        seen["other"] = _kernels.enabled()
+        seen["other"] = _dispatch.choose("sparse", x, ce.conventions.EXACT)
         checked.set()
 
     worker = threading.Thread(target=other)
     worker.start()
-    with _kernels.disabled():
+    with _dispatch.use("reference"):
         inside.set()
         checked.wait(10)
-        seen["here"] = _kernels.enabled()
+        seen["here"] = _dispatch.choose("sparse", x, ce.conventions.EXACT)
     worker.join(10)
-    assert seen == {"other": True, "here": False}
-    assert _kernels.enabled()
+    assert seen == {"other": "cpu", "here": "reference"}
+    assert _dispatch.choose("sparse", x, ce.conventions.EXACT) == "cpu"
 
 
 # --- the explicit-vector float32 paths: every tail length, NaN anywhere, the ulp bounds per variant ----------

@@ -438,6 +438,19 @@ def check_sample(sample: ts.Sample) -> None:
 # the samples
 
 
+@pytest.fixture(autouse=True)
+def _fused_path(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every sample through the fused kernels where they take it: at these small sizes the drop-in would run
+    PyTorch's own kernel (below the measured crossover), and the comparison would be PyTorch with itself.
+    Forced for eager calls (``_dispatch.use``) and for traced ones (the environment's choice, which the tracer
+    reads: ``CROSSENTROPY_BACKEND=cpu``)."""
+    from crossentropy import _dispatch
+
+    monkeypatch.setattr(_dispatch, "_DEFAULT", _dispatch.CPU)
+    with _dispatch.use(_dispatch.CPU):
+        yield
+
+
 @pytest.fixture(autouse=True, scope="module")
 def _one_thread() -> Iterator[None]:
     """torch single-threaded for this module: the samples are tiny, and on a busy 2-core machine the
@@ -1009,6 +1022,36 @@ def test_no_host_sync_meta(sample: ts.Sample) -> None:
     """No host sync in the drop-in's forward and backward on meta tensors: every functional sample and dtype,
     one module sample per configuration and dtype, the extra cases."""
     check_no_sync(sample, "meta")
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("op", ["cross_entropy", "linear_cross_entropy"])
+def test_no_host_sync_in_the_fused_operations_meta(op: str, reduction: str) -> None:
+    """The fused operations' own plumbing (the custom ops CUDA tensors take; on meta tensors with the
+    plain-torch kernel module, since the drop-in itself runs PyTorch's kernel on a device without a fused one)
+    records no host sync either, label check included, forward and backward."""
+    from crossentropy import _dispatch_dropin
+
+    x = torch.empty(8, 5, device="meta", requires_grad=True)  # logits, or hidden states with 5 features
+    w = torch.empty(5, 5, device="meta", requires_grad=True)
+    t = torch.zeros(8, dtype=torch.long, device="meta")
+    options = {"class_weight": torch.empty(5, device="meta"), "ignore_index": 1, "label_smoothing": 0.1}
+
+    def run() -> None:
+        if op == "cross_entropy":
+            loss = _dispatch_dropin.torch_cross_entropy(
+                x, t, reduction=reduction, check_labels=True, kernel="torch_ops", **options
+            )
+            torch.autograd.grad(loss.sum(), x)
+        else:
+            loss = _dispatch_dropin.torch_linear_cross_entropy(
+                x, w, t, reduction=reduction, check_labels=True, kernel="torch_ops", **options
+            )
+            torch.autograd.grad(loss.sum(), (x, w))
+
+    events, error = _syncs_in(run)
+    assert error is None, error
+    assert events == []
 
 
 @pytest.mark.parametrize("sample", _params(COMPILE_SAMPLES))

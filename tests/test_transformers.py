@@ -279,6 +279,67 @@ def test_autocast_bfloat16_matches_the_stock_loss_and_gradients():
     assert _relative(head_b, head_a) <= 2e-2
 
 
+def _wrap_like_accelerate(model):
+    """What ``accelerate``'s ``prepare`` does to a model under ``mixed_precision="bf16"`` on the CPU: its forward
+    becomes the stock one under bfloat16 autocast, with float32 outputs."""
+    from types import MethodType
+
+    convert_outputs_to_fp32 = pytest.importorskip("accelerate.utils").convert_outputs_to_fp32
+    model.forward = MethodType(torch.autocast("cpu", dtype=torch.bfloat16)(model.forward.__func__), model)
+    model.forward = MethodType(convert_outputs_to_fp32(model.forward.__func__), model)
+    return model
+
+
+@pytest.mark.parametrize("family", ["qwen2", "gemma2", "gpt2"])
+def test_a_forward_wrapped_before_patching_keeps_its_wrapper(family):
+    """Issue 26: patching a model whose forward accelerate had wrapped lost the wrapper (autocast silently off)
+    on labelled calls. The fused loss now runs inside the wrapper, and the model is left as it was."""
+    stock = _wrap_like_accelerate(_model(family, vocab=1000))
+    fused = patch(_wrap_like_accelerate(_model(family, vocab=1000)))
+    head = fused.get_output_embeddings()
+    batch = _micro_batches(1000, 11)[0]
+
+    def run(model, **options):
+        torch.manual_seed(7)  # the same dropout masks (GPT-2 has dropout) in every call
+        return model(**batch, **options)
+
+    a, b = run(stock), run(fused)
+    assert b.logits is None
+    assert abs(b.loss.item() - a.loss.item()) <= 2**-9 * abs(a.loss.item())
+    a.loss.backward()
+    b.loss.backward()
+    assert _relative(head.weight.grad, stock.get_output_embeddings().weight.grad) <= 2e-2
+    assert fused.get_output_embeddings() is head
+    assert "_loss_function" not in vars(fused)
+    unwrapped = run(patch(_model(family, vocab=1000)))  # the same weights without the wrapper: autocast off
+    assert abs(unwrapped.loss.item() - a.loss.item()) > abs(b.loss.item() - a.loss.item())
+    with torch.no_grad():
+        eval_mode = run(fused.eval())  # logits wanted: the wrapped stock forward itself
+        assert eval_mode.logits.dtype == torch.float32
+        assert eval_mode.loss.item() == run(stock.eval()).loss.item()
+        as_tuple = run(fused.train(), return_dict=False)
+    assert len(as_tuple) == len(b.to_tuple())
+    assert as_tuple[0].item() == b.loss.item()
+
+
+@pytest.mark.parametrize("returned", ["hidden states", "logits"])
+def test_a_fully_ignored_batch_with_no_items_has_zero_gradients_as_stock(returned):
+    """Issue 26: labels all -100 with ``num_items_in_batch=0`` gave NaN gradients (one such step poisons the
+    weights); stock gives a NaN loss and zero gradients."""
+    stock = _model("llama", vocab=1000)
+    fused = patch(copy.deepcopy(stock), return_logits=returned == "logits")
+    batch = dict(_micro_batches(1000, 12)[0])
+    batch["labels"] = torch.full_like(batch["labels"], -100)
+    for model in (stock, fused):
+        out = model(**batch, num_items_in_batch=torch.tensor(0))
+        assert torch.isnan(out.loss)
+        out.loss.backward()
+    for (name, p), q in zip(stock.named_parameters(), fused.parameters(), strict=True):
+        if p.grad is not None:
+            assert torch.equal(q.grad, p.grad), name
+            assert not q.grad.any(), name
+
+
 def test_compiled_patched_model_matches_eager():
     eager = _model("llama", vocab=1000)
     compiled_model = patch(copy.deepcopy(eager))

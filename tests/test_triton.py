@@ -13,7 +13,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("triton")
 
-from crossentropy import _dispatch  # noqa: E402
+from crossentropy import _dispatch, _dispatch_dropin  # noqa: E402
 from crossentropy._kernels import torch_ops, triton_ce  # noqa: E402
 
 pytestmark = pytest.mark.slow  # Triton's interpreter on the CPU
@@ -46,7 +46,7 @@ def test_fused_matches_torch(dtype, v, reduction):
         a_in = x.detach().clone().requires_grad_()
         b_in = x.detach().to(torch.float64).clone().requires_grad_()
         with _dispatch.use("triton"):
-            a = _dispatch.torch_cross_entropy(
+            a = _dispatch_dropin.torch_cross_entropy(
                 a_in,
                 t,
                 class_weight=kwargs.get("weight"),
@@ -68,12 +68,14 @@ def test_all_ignored_extreme_logits_and_masks():
     x, t = _case(4, 9, torch.float32)
     t[:] = -100
     with _dispatch.use("triton"):
-        assert torch.isnan(_dispatch.torch_cross_entropy(x, t, ignore_index=-100, reduction="mean", check_labels=True))
-        total = _dispatch.torch_cross_entropy(x, t, ignore_index=-100, reduction="sum", check_labels=True)
+        assert torch.isnan(
+            _dispatch_dropin.torch_cross_entropy(x, t, ignore_index=-100, reduction="mean", check_labels=True)
+        )
+        total = _dispatch_dropin.torch_cross_entropy(x, t, ignore_index=-100, reduction="sum", check_labels=True)
         assert float(total) == 0.0
         x = torch.tensor([[1e4, -1e4, 0.0], [-1e4, 1e4, 3.0], [0.0, float("-inf"), 1.0]], device=DEVICE)
         t = torch.tensor([1, 1, 0], device=DEVICE)
-        got = _dispatch.torch_cross_entropy(x, t, ignore_index=-100, reduction="none", check_labels=True)
+        got = _dispatch_dropin.torch_cross_entropy(x, t, ignore_index=-100, reduction="none", check_labels=True)
     torch.testing.assert_close(got, F.cross_entropy(x, t, reduction="none"))
 
 
@@ -81,7 +83,7 @@ def test_z_loss_and_softcap_against_the_formula():
     x, t = _case(5, 12, torch.float32, seed=3)
     leaf = x.clone().requires_grad_()
     with _dispatch.use("triton"):
-        got = _dispatch.torch_cross_entropy(
+        got = _dispatch_dropin.torch_cross_entropy(
             leaf, t, ignore_index=None, z_loss=1e-3, softcap=5.0, reduction="mean", check_labels=False
         )
     ref_leaf = x.clone().requires_grad_()

@@ -7,7 +7,8 @@ import importlib.metadata
 import importlib.util
 from typing import Any
 
-from . import __version__, _kernels
+from . import __version__, _dispatch, _kernels
+from ._dispatch import ENVIRONMENT
 
 # Optional libraries a call may use, by import name.
 BACKENDS = ("torch", "jax", "cupy", "triton", "dask", "array_api_strict", "pyarrow", "matplotlib", "threadpoolctl")
@@ -28,6 +29,7 @@ def facts() -> dict[str, Any]:
     return {
         "version": __version__,
         "kernels": _kernels.describe(),
+        "backend": _dispatch.forced(),
         "backends": {name: _version_of(name) for name in BACKENDS},
     }
 
@@ -36,10 +38,12 @@ def render(found: dict[str, Any]) -> str:
     """``facts()`` as the lines ``crossentropy info`` prints."""
     k = found["kernels"]
     if k["built"]:
-        state = "built, in use" if k["enabled"] else "built, disabled (CROSSENTROPY_DISABLE_KERNELS)"
+        forced = found.get("backend")
+        in_use = forced in (None, "cpu")
+        state = "built, in use" if in_use else f"built, not used ({ENVIRONMENT}={forced})"
         isa = f"{k['isa']}" + (f" ({k['isa_note']})" if k["isa_note"] else "")
         kernel_lines = [
-            f"kernels: {state}" if k["enabled"] else f"kernels: {state}; the reference path is used",
+            f"kernels: {state}" if in_use else f"kernels: {state}; the {forced} path is used",
             f"instruction set: {isa}; compiled: {', '.join(k['variants_compiled'])}; "
             f"this CPU runs: {', '.join(k['variants_supported'])}",
         ]

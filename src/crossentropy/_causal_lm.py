@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from . import _dispatch
+from . import _dispatch, _dispatch_dropin
 from ._kernels.torch_ops import work_dtype
 from ._validation import InputError
 
@@ -95,7 +95,7 @@ def linear_loss(
     """
     hidden, weight, bias = _autocast(hidden, head)
     with torch.autocast(hidden.device.type, enabled=False):
-        loss: torch.Tensor = _dispatch.torch_linear_cross_entropy(
+        loss: torch.Tensor = _dispatch_dropin.torch_linear_cross_entropy(
             hidden,
             weight,
             labels,

@@ -19,9 +19,19 @@ takes for each operation):
   arrays and, through a registered torch custom op, CPU torch tensors.
 - ``"triton"``: the fused Triton kernels, for CUDA torch tensors.
 
-:func:`use` forces one backend in a context (the tests run every case through
-each implementation that can run here; Triton runs on CPU tensors under
-``TRITON_INTERPRET=1``).
+This module's torch half, :mod:`crossentropy._dispatch_dropin`, runs the
+torch custom ops and decides the PyTorch drop-in's calls with the rules here
+(for the drop-in the reference is PyTorch's own kernel, and a measured
+crossover keeps calls too small for the fused kernel on it). Under
+``torch.func`` transforms every torch call takes the reference path.
+
+:func:`use` forces one backend in a context, and the environment variable
+``CROSSENTROPY_BACKEND`` (``reference``, ``cpu``, ``triton``) forces one for
+the process; nothing else does (the tests run every case through each
+implementation that can run here; Triton runs on CPU tensors under
+``TRITON_INTERPRET=1``). A forced backend runs every call it can take,
+whatever the size. ``CROSSENTROPY_DISABLE_KERNELS=1``, the older switch,
+means ``CROSSENTROPY_BACKEND=reference``.
 """
 
 from __future__ import annotations
@@ -29,7 +39,10 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import importlib
+import os
 import sys
+import threading
+import warnings
 from collections.abc import Iterator
 from types import ModuleType
 from typing import Any, NamedTuple, Protocol
@@ -38,7 +51,7 @@ import numpy as np
 
 from . import _kernels
 from ._namespace import namespace
-from ._validation import InputError, sum_tolerance
+from ._validation import InputError, ignored, sum_tolerance
 
 Array = Any
 
@@ -65,7 +78,29 @@ cross-entropy, chunked), ``vocab_parallel`` (the per-shard statistics and gradie
 (divergences between two rows: KL either way or the generalised JSD, of logits, or of probabilities
 against logits), ``linear_distill`` (the same from hidden states and LM-head weights, chunked)."""
 
-_FORCED: contextvars.ContextVar[str | None] = contextvars.ContextVar("crossentropy_backend", default=None)
+AUTO = "auto"
+ENVIRONMENT = "CROSSENTROPY_BACKEND"
+
+
+def _environment() -> str | None:
+    """The backend the environment forces (read once, at import), or None."""
+    value = os.environ.get(ENVIRONMENT, "").strip().lower()
+    if value in ("", AUTO):
+        return REFERENCE if os.environ.get("CROSSENTROPY_DISABLE_KERNELS", "") not in ("", "0") else None
+    if value not in BACKENDS:
+        warnings.warn(
+            f"{ENVIRONMENT}={value!r} ignored: it must be one of {', '.join(BACKENDS)} or {AUTO}", stacklevel=2
+        )
+        return None
+    return value
+
+
+_DEFAULT = _environment()
+_FORCED: contextvars.ContextVar[str | None] = contextvars.ContextVar("crossentropy_backend", default=_DEFAULT)
+forcings = int(_DEFAULT is not None)
+"""How many forcings are in force anywhere in the process (the environment's, and :func:`use` contexts of
+every thread): at 0 no call can be forced, which the drop-in's fast exit for small calls reads for free."""
+_FORCING_LOCK = threading.Lock()
 
 
 class FusedConvention(Protocol):
@@ -88,20 +123,27 @@ class Rows(NamedTuple):
 
 @contextlib.contextmanager
 def use(backend: str) -> Iterator[None]:
-    """Run calls in this context on ``backend`` where it can take them.
+    """Run calls in this context on ``backend`` where it can take them (this thread or asyncio task only).
 
     ``"reference"`` always applies; ``"cpu"`` applies where the C kernels are
-    built and the call is eligible; ``"triton"`` also takes CPU torch tensors
-    (run with ``TRITON_INTERPRET=1``). Calls a forced backend cannot take run
-    on the reference path.
+    built and the call is eligible, whatever its size; ``"triton"`` also takes
+    CPU torch tensors (run with ``TRITON_INTERPRET=1``). Calls a forced
+    backend cannot take run on the reference path. ``"auto"`` lifts any
+    forcing (the environment's too) inside the context.
     """
-    if backend not in BACKENDS:
-        raise InputError(f"backend must be one of {', '.join(map(repr, BACKENDS))}; got {backend!r}")
-    token = _FORCED.set(backend)
+    global forcings
+    if backend not in (*BACKENDS, AUTO):
+        raise InputError(f"backend must be one of {', '.join(map(repr, (*BACKENDS, AUTO)))}; got {backend!r}")
+    forcing = backend != AUTO
+    token = _FORCED.set(backend if forcing else None)
+    with _FORCING_LOCK:
+        forcings += forcing
     try:
         yield
     finally:
         _FORCED.reset(token)
+        with _FORCING_LOCK:
+            forcings -= forcing
 
 
 def _kind(x: object) -> str:
@@ -125,12 +167,33 @@ _NUMPY_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 _TORCH_DTYPES = ("float32", "float64", "bfloat16", "float16")
 
 
+def _classes_last(x: object, axis: object) -> bool:
+    """Whether ``axis`` (an integer, negative counting from the end) is ``x``'s last axis; False when invalid."""
+    ndim = getattr(x, "ndim", 0)
+    valid = isinstance(axis, (int, np.integer)) and not isinstance(axis, bool) and ndim >= 1
+    return valid and axis in (-1, ndim - 1)
+
+
 def _float_dtype(x: Any, kind: str) -> bool:
     """Whether the fused kernels take ``x``'s dtype (float32/float64; for torch also bfloat16, float16)."""
     if kind == "numpy":
         return x.dtype in _NUMPY_DTYPES
     torch = sys.modules["torch"]
     return any(x.dtype is getattr(torch, name) for name in _TORCH_DTYPES)
+
+
+def forced() -> str | None:
+    """The backend forced now (by :func:`use`, else by the environment), or None: each call is decided."""
+    return _DEFAULT if _compiling() else _FORCED.get()
+
+
+def transformed() -> bool:
+    """Whether a ``torch.func`` transform (grad, vmap, jacrev, ...) or forward-mode AD is active: their tensors
+    have no storage for a fused kernel to read, so torch calls take the reference path, which they see through."""
+    torch = sys.modules.get("torch")
+    if torch is None or _compiling():
+        return False
+    return bool(torch._C._are_functorch_transforms_active()) or torch.autograd.forward_ad._current_level >= 0
 
 
 def choose(op: str, x: object, convention: FusedConvention | None = None, *, last_axis: bool = True) -> str:
@@ -140,12 +203,14 @@ def choose(op: str, x: object, convention: FusedConvention | None = None, *, las
     ``fused`` set; ``last_axis`` says the class axis is the last one.
     """
     compiling = _compiling()
-    forced = None if compiling else _FORCED.get()
+    forced = _DEFAULT if compiling else _FORCED.get()
     if forced == REFERENCE or (convention is not None and op not in convention.fused) or not last_axis:
         return REFERENCE
     kind = _kind(x)
     support = _SUPPORT[op]
     if not kind or getattr(x, "ndim", 0) < 1 or not _float_dtype(x, kind):
+        return REFERENCE
+    if kind == "torch" and transformed():
         return REFERENCE
     if kind == "numpy":
         backend = CPU
@@ -155,7 +220,7 @@ def choose(op: str, x: object, convention: FusedConvention | None = None, *, las
         backend = _torch_device_backend(x)
     if forced not in (None, backend) or kind not in support.get(backend, ()):
         return REFERENCE
-    if backend == CPU and not (_kernels.available() if compiling else _kernels.enabled()):
+    if backend == CPU and not _kernels.available():
         return REFERENCE
     if backend == TRITON and _triton() is None:
         return REFERENCE
@@ -165,10 +230,9 @@ def choose(op: str, x: object, convention: FusedConvention | None = None, *, las
 def _compiling() -> bool:
     """Whether ``torch.compile`` is tracing this call.
 
-    A compiled graph keeps the backend chosen when it was traced: the
-    per-context switches (:func:`use`, :func:`crossentropy._kernels.disabled`)
-    are context variables, which the tracer cannot read, so they apply to
-    eager calls only.
+    A compiled graph keeps the backend chosen when it was traced: :func:`use`
+    sets a context variable, which the tracer cannot read, so it applies to
+    eager calls only; the environment's choice applies to both.
     """
     torch = sys.modules.get("torch")
     return torch is not None and bool(torch.compiler.is_compiling())
@@ -191,16 +255,23 @@ _TORCH_KERNELS = {REFERENCE: "torch_ops", CPU: "torch_cpu", TRITON: "triton_ce"}
 tensors; the reference one is plain torch operations."""
 
 
-def torch_kernel(op: str, x: Any) -> str:
-    """The kernel module for a torch integration's operation ``op`` on tensor ``x``, imported and named.
-
-    Where no fused kernel applies (another device, kernels not built) it is
-    the plain-torch module, so the caller always gets one.
-    """
-    name = _TORCH_KERNELS[choose(op, x)]
-    if not _compiling():  # a traced graph calls the custom op, whose implementation imports it
+def _imported(name: str) -> str:
+    """``name``, a module under :mod:`crossentropy._kernels`, imported (not while tracing: a traced graph calls
+    the custom op, whose implementation imports it)."""
+    if not _compiling():
         importlib.import_module(f"{__package__}._kernels.{name}")
     return name
+
+
+def torch_kernel_of(backend: str) -> str:
+    """The kernel module of ``backend`` for torch tensors (imported), for a caller that has chosen it."""
+    return _imported(_TORCH_KERNELS[backend])
+
+
+def torch_kernel(op: str, x: Any) -> str:
+    """The kernel module for a torch integration's operation ``op`` on tensor ``x``, imported and named (the
+    plain-torch one where no fused kernel applies: another device, kernels not built)."""
+    return torch_kernel_of(choose(op, x))
 
 
 # --- the fused calls ---------------------------------------------------------------------------------
@@ -232,11 +303,16 @@ def _class_weight(class_weight: object, num_classes: int, like: Any) -> tuple[bo
     return cwn.shape == (num_classes,) and bool(np.all(np.isfinite(cwn) & (cwn >= 0))), cwn
 
 
+_TORCH_LABELS = ("int8", "int16", "int32", "int64", "uint8")
+"""The integer dtypes of torch labels the fused paths take (torch's wider unsigned ones have no int64 cast
+that keeps every value)."""
+
+
 def _integer_labels(labels: object, kind: str) -> bool:
     if kind == "numpy":
         return isinstance(labels, np.ndarray) and labels.dtype.kind in "iu"
     torch = sys.modules["torch"]
-    return isinstance(labels, torch.Tensor) and not labels.is_floating_point() and not labels.is_complex()
+    return isinstance(labels, torch.Tensor) and any(labels.dtype is getattr(torch, name) for name in _TORCH_LABELS)
 
 
 def sparse(
@@ -244,7 +320,7 @@ def sparse(
     logits: object,
     *,
     convention: FusedConvention,
-    last_axis: bool,
+    axis: object,
     ignore_index: int | None,
     class_weight: object,
     label_smoothing: float,
@@ -258,7 +334,7 @@ def sparse(
     (NaN or ``+inf`` logits, a row of ``-inf``, a label out of range) returns
     None so the reference path reports it.
     """
-    backend = choose("sparse", logits, convention, last_axis=last_axis)
+    backend = choose("sparse", logits, convention, last_axis=_classes_last(logits, axis))
     if backend == REFERENCE:
         return None
     x: Any = logits
@@ -272,8 +348,6 @@ def sparse(
     ok, cw = _class_weight(class_weight, c, x)
     if not ok:
         return None
-    if ignore_index is not None and not -(2**63) <= ignore_index < 2**63:
-        ignore_index = None  # no int64 label can equal it (larger unsigned labels are refused by the kernels)
     inside = None if convention.class_weight_as_sample_weight else cw
     values: Any
     if kind == "numpy":
@@ -291,7 +365,10 @@ def sparse(
     else:
         if validate and cw is not None and not bool(((cw >= 0) & (cw < float("inf"))).all()):
             return None
-        values = torch_cross_entropy(
+        from ._kernels import autograd  # choose() has ruled out torch.func transforms
+
+        values = autograd.sparse_cross_entropy(
+            torch_kernel_of(backend),
             x.reshape(-1, c),
             t.reshape(-1),
             class_weight=inside,
@@ -304,7 +381,9 @@ def sparse(
         if validate and bool(values.isnan().any()):
             return None
     xp = namespace(values)
-    valid = None if ignore_index is None else t != ignore_index
+    valid = ignored(xp, t, ignore_index)  # compared as unbounded integers, as the kernels do
+    if valid is not None:
+        valid = ~valid
     weight = None
     if cw is not None:
         safe = xp.where(valid, t, 0) if valid is not None else xp.clip(t, 0, c - 1)
@@ -312,12 +391,27 @@ def sparse(
     return Rows(values, valid, weight)
 
 
+def takes_value_and_grad(
+    labels: object, logits: object, *, convention: FusedConvention, axis: object, out: object
+) -> bool:
+    """Whether :func:`sparse_value_and_grad` runs this call: C-contiguous NumPy logits with the classes on the
+    last axis (on the C kernel), integer NumPy labels of their shape, and ``out`` None or a C-contiguous array of
+    their shape and dtype."""
+    if _kind(logits) != "numpy" or choose("sparse", logits, convention, last_axis=_classes_last(logits, axis)) != CPU:
+        return False
+    x: Any = logits
+    if not _integer_labels(labels, "numpy") or labels.shape != x.shape[:-1] or x.shape[-1] == 0:  # type: ignore[attr-defined]
+        return False
+    fits = out is None or (isinstance(out, np.ndarray) and out.shape == x.shape and out.dtype == x.dtype)
+    return bool(x.flags.c_contiguous and fits and (out is None or out.flags.c_contiguous))  # type: ignore[attr-defined]
+
+
 def sparse_value_and_grad(
     labels: object,
     logits: object,
     *,
     convention: FusedConvention,
-    last_axis: bool,
+    axis: object,
     ignore_index: int | None,
     class_weight: Any,
     label_smoothing: float,
@@ -328,16 +422,12 @@ def sparse_value_and_grad(
     """Per-sample losses of NumPy logits with the gradient (times ``row_scale``) written to ``out``.
 
     ``out`` is a C-contiguous array of the logits' shape and dtype (possibly
-    the logits themselves). Returns None when the kernel does not apply or
-    met invalid input.
+    the logits themselves). Returns None when the kernel does not apply
+    (:func:`takes_value_and_grad`) or met invalid input.
     """
-    if choose("sparse", logits, convention, last_axis=last_axis) != CPU or _kind(logits) != "numpy":
+    if out is None or not takes_value_and_grad(labels, logits, convention=convention, axis=axis, out=out):
         return None
     x: Any = logits
-    if not _integer_labels(labels, "numpy") or tuple(labels.shape) != x.shape[:-1] or x.shape[-1] == 0:  # type: ignore[attr-defined]
-        return None
-    if not x.flags.c_contiguous or not (isinstance(out, np.ndarray) and out.flags.c_contiguous):
-        return None
     c = x.shape[-1]
     return _kernels.sparse(
         x.reshape(-1, c),
@@ -356,7 +446,7 @@ def soft(
     logits: object,
     *,
     convention: FusedConvention,
-    last_axis: bool,
+    axis: object,
     class_weight: object,
     label_smoothing: float,
     check_sums: bool,
@@ -365,7 +455,10 @@ def soft(
 
     Returns the losses and, with class weights, each sample's class weight.
     """
-    if choose("soft", logits, convention, last_axis=last_axis) == REFERENCE or _kind(y_true) != "numpy":
+    if (
+        choose("soft", logits, convention, last_axis=_classes_last(logits, axis)) == REFERENCE
+        or _kind(y_true) != "numpy"
+    ):
         return None
     x: Any = logits
     y: Any = y_true
@@ -419,9 +512,10 @@ def binary(
     )
 
 
-def info(kind: str, p: object, q: object | None, *, last_axis: bool, check_sums: bool) -> Array | None:
-    """Row-wise entropy, cross-entropy or KL (float64) of probabilities with the events last, or None."""
-    if choose("info", p, last_axis=last_axis) == REFERENCE:
+def info(kind: str, p: object, q: object | None, *, axis: object, check_sums: bool) -> Array | None:
+    """Row-wise entropy, cross-entropy or KL (float64) of probabilities with the events on the last axis, or
+    None (another axis, an invalid one, another layout, invalid values: the reference path decides)."""
+    if choose("info", p, last_axis=_classes_last(p, axis)) == REFERENCE:
         return None
     first: Any = p
     if q is not None and (_kind(q) != "numpy" or q.shape != first.shape or q.dtype != first.dtype):  # type: ignore[attr-defined]
@@ -435,7 +529,7 @@ def info(kind: str, p: object, q: object | None, *, last_axis: bool, check_sums:
     return None if rows is None else rows.reshape(first.shape[:-1])
 
 
-# --- torch integrations: the drop-in, linear + cross-entropy, the vocabulary-parallel shards ---------------
+# --- torch integrations (their fused calls: crossentropy._dispatch_dropin) -----------------------------------
 
 
 def prepare_torch() -> None:
@@ -448,88 +542,8 @@ def prepare_torch() -> None:
     importlib.import_module(f"{__package__}._kernels.autograd")
 
 
-def torch_cross_entropy(
-    logits: Any,
-    labels: Any,
-    *,
-    class_weight: Any = None,
-    ignore_index: int | None,
-    label_smoothing: float = 0.0,
-    z_loss: float = 0.0,
-    softcap: float = 0.0,
-    reduction: str,
-    check_labels: bool,
-) -> Any:
-    """PyTorch's cross-entropy of logits ``(n, V)`` with labels ``(n,)`` on the kernel for their device.
-
-    The mean divides by the summed class weights of the non-ignored targets;
-    nothing is read back to the host, so it compiles and never synchronises.
-    """
-    from ._kernels import autograd
-
-    return autograd.sparse_cross_entropy(
-        torch_kernel("sparse", logits),
-        logits,
-        labels,
-        class_weight=class_weight,
-        ignore_index=ignore_index,
-        label_smoothing=label_smoothing,
-        z_loss=z_loss,
-        softcap=softcap,
-        reduction=reduction,
-        check_labels=check_labels,
-    )
-
-
 LINEAR_BLOCK_BYTES = 256 << 20
 """The default size of one block of logits in linear + cross-entropy."""
-
-
-def torch_linear_cross_entropy(
-    hidden: Any,
-    weight: Any,
-    labels: Any,
-    *,
-    bias: Any = None,
-    class_weight: Any = None,
-    ignore_index: int | None,
-    label_smoothing: float = 0.0,
-    softcap: float = 0.0,
-    reduction: str,
-    chunk: int | None = None,
-    check_labels: bool,
-    upcast: bool = False,
-) -> Any:
-    """``cross_entropy(hidden @ weight.T + bias, labels)`` blocked over rows, on the kernel for their device.
-
-    ``chunk`` rows per block (default: about 256 MiB of logits); ``upcast``
-    computes the products of bfloat16/float16 inputs in float32. The loss is
-    returned in the accumulation dtype (float32 for bfloat16/float16 inputs).
-    """
-    from ._kernels import autograd
-
-    if chunk is None:
-        chunk = max(1, LINEAR_BLOCK_BYTES // max(1, weight.shape[0] * hidden.element_size()))
-    return autograd.linear_cross_entropy(
-        torch_kernel("linear", hidden),
-        hidden,
-        weight,
-        labels,
-        bias=bias,
-        class_weight=class_weight,
-        ignore_index=ignore_index,
-        label_smoothing=label_smoothing,
-        softcap=softcap,
-        reduction=reduction,
-        chunk=chunk,
-        check_labels=check_labels,
-        upcast=upcast,
-    )
-
-
-def vocab_shard_kernel(shard: Any) -> ModuleType:
-    """The module computing a vocabulary shard's row statistics and softmax gradient on its device."""
-    return importlib.import_module(f"{__package__}._kernels.{torch_kernel('vocab_parallel', shard)}")
 
 
 # --- token statistics: the no-gradient pass over logits and their targets ----------------------------------------
@@ -546,10 +560,7 @@ def prepare_token_statistics() -> None:
 
 def stats_kernel(x: Any) -> str:
     """The token-statistics kernel module for tensor ``x``, imported and named (plain torch where none applies)."""
-    name = _STATS_KERNELS[choose("token_stats", x)]
-    if not _compiling():  # a traced graph calls the custom op, whose implementation imports it
-        importlib.import_module(f"{__package__}._kernels.{name}")
-    return name
+    return _imported(_STATS_KERNELS[choose("token_stats", x)])
 
 
 def torch_token_statistics(logits: Any, targets: Any, *, ignore_index: int | None, temperature: float) -> Any:
@@ -607,10 +618,7 @@ of torch tensors; the reference one is plain torch operations."""
 def kl_kernel(op: str, x: Any) -> str:
     """The divergence kernel module for operation ``op`` (``distill`` or ``linear_distill``) on tensor ``x``,
     imported and named (the plain-torch one where no fused kernel applies)."""
-    name = _KL_KERNELS[choose(op, x)]
-    if not _compiling():  # a traced graph calls the custom op, whose implementation imports it
-        importlib.import_module(f"{__package__}._kernels.{name}")
-    return name
+    return _imported(_KL_KERNELS[choose(op, x)])
 
 
 def prepare_distillation() -> None:

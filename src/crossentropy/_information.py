@@ -84,13 +84,10 @@ def _distributions(
 
 def _fast(kind: str, p: object, q: object, axis: int, keepdims: bool, base: float | None, validate: bool) -> Any:
     """The row-wise measure from a fused kernel when the dispatcher picks one, else None."""
-    first: Any = p
-    if not hasattr(first, "ndim") or first.ndim < 1 or (q is not None and getattr(q, "shape", None) != first.shape):
-        return None
-    last = normalize_axis(axis, first.ndim, "p") == first.ndim - 1
-    rows = _dispatch.info(kind, p, q, last_axis=last, check_sums=validate)
+    rows = _dispatch.info(kind, p, q, axis=axis, check_sums=validate)
     if rows is None:
         return None
+    first: Any = p
     values = _scale(rows.reshape(first.shape[:-1] + ((1,) if keepdims else ())), base).astype(first.dtype)
     return values if values.ndim else values[()]
 

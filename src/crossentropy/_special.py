@@ -24,13 +24,19 @@ def shifted_lse(xp: ModuleType, x: Array, axis: int) -> tuple[Array, Array, Arra
     written ``1 + rest`` and its logarithm taken with ``log1p(rest)``: the
     log-probability of a dominant class stays accurate to the last bit even
     when it is ``-1e-12``. A slice of all ``-inf`` gives ``-inf``.
+
+    The maxima's terms ``exp(0) - 1`` are written ``expm1(z)``: 0 exactly, as
+    a constant would be, but with ``exp``'s derivatives, so that ``m + log1p
+    (rest)`` does not depend on ``m`` and autograd's derivatives of every
+    order are the log-sum-exp's, ties included (``m``'s own derivative is a
+    choice among the tied maxima that would otherwise leak into the Hessian).
     """
     m = xp.max(x, axis=axis, keepdims=True)
     m = xp.where(xp.isfinite(m), m, 0.0)
     z = x - m
     at_max = z == 0
     ties = xp.sum(xp.astype(at_max, z.dtype), axis=axis, keepdims=True)
-    rest = xp.sum(xp.where(at_max, 0.0, xp.exp(z)), axis=axis, keepdims=True) + (ties - 1)
+    rest = xp.sum(xp.where(at_max, xp.expm1(z), xp.exp(z)), axis=axis, keepdims=True) + (ties - 1)
     return m, z, xp.log1p(rest)
 
 

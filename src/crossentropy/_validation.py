@@ -147,11 +147,28 @@ def check_weights(xp: ModuleType, w: Array, name: str) -> None:
     raise InputError(f"{_position(name, idx)} = {_fmt_value(v)}; weights must be finite and non-negative")
 
 
+def ignored(xp: ModuleType, labels: Array, ignore_index: int | None) -> Array | None:
+    """``labels == ignore_index`` compared as integers of unbounded range; None where no label can equal it.
+
+    An ``ignore_index`` outside the range of the labels' integer dtype (``300``
+    for uint8 labels, ``-100`` for unsigned ones, ``2**64`` for any) equals no
+    label: it is never converted to that dtype, where it would wrap onto a real
+    class (``300`` is ``44`` as a uint8).
+    """
+    if ignore_index is None:
+        return None
+    info = xp.iinfo(labels.dtype)
+    if not info.min <= ignore_index <= info.max:
+        return None
+    return labels == ignore_index
+
+
 def check_labels(xp: ModuleType, labels: Array, name: str, num_classes: int, ignore_index: int | None) -> None:
-    """Integer labels must lie in [0, num_classes) or equal ``ignore_index``."""
+    """Integer labels must lie in [0, num_classes) or equal ``ignore_index`` (compared as unbounded integers)."""
     ok = (labels >= 0) & (labels < num_classes)
-    if ignore_index is not None:
-        ok = ok | (labels == ignore_index)
+    skip = ignored(xp, labels, ignore_index)
+    if skip is not None:
+        ok = ok | skip
     bad = ~ok
     if not any_true(xp, bad):
         return

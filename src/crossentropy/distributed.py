@@ -38,7 +38,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from . import _dispatch
+from . import _dispatch_dropin
+from ._kernels import rows
 from ._validation import InputError, check_choice, check_nonnegative, check_unit_interval
 
 __all__ = ["vocab_parallel_cross_entropy", "vocab_range"]
@@ -56,7 +57,12 @@ def vocab_range(local_size: int, group: Any = None, *, device: Any = "cpu") -> t
 
 
 class _VocabParallelCrossEntropy(torch.autograd.Function):
-    """Per-row losses of a vocabulary-sharded row; the backward pass is local to the shard."""
+    """Per-row losses of a vocabulary-sharded row; the backward pass is local to the shard.
+
+    The statistics come from the shard's kernel and two all-reduces; what is
+    made of them, loss and gradient, is the single-process formula
+    (:mod:`crossentropy._kernels.rows`).
+    """
 
     @staticmethod
     def forward(
@@ -66,29 +72,25 @@ class _VocabParallelCrossEntropy(torch.autograd.Function):
         class_weight: torch.Tensor | None,
         start: int,
         total: int,
-        ignore_index: int,
+        ignore_index: int | None,
         smoothing: float,
         z_loss: float,
         group: Any,
         inplace_backward: bool,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        kernel = _dispatch.vocab_shard_kernel(shard)
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        kernel = _dispatch_dropin.vocab_shard_kernel(shard)
         local = shard.shape[-1]
-        rows = labels.reshape(-1)
-        x = shard.detach().reshape(rows.numel(), local)
-        acc = torch.float64 if shard.dtype == torch.float64 else torch.float32
+        flat = labels.reshape(-1)
+        x = shard.detach().reshape(flat.numel(), local)
+        acc = rows.work_dtype(shard.dtype)
         cw_local = None if class_weight is None else class_weight[start : start + local]
         m, s, d = kernel.row_stats(x, class_weight=cw_local, need_dsum=smoothing > 0)
         bad = torch.isnan(m)
         big = torch.where(bad, -torch.inf, m)
         dist.all_reduce(big, op=dist.ReduceOp.MAX, group=group)
         safe_big = torch.where(big == -torch.inf, 0.0, big)
-        valid = rows != ignore_index
-        owned = valid & (rows >= start) & (rows < start + local)
-        picked = torch.zeros_like(m)
-        if local:
-            index = torch.where(owned, rows - start, 0).unsqueeze(-1)
-            picked = torch.where(owned, x.gather(-1, index).squeeze(-1).to(acc), 0.0)
+        mine = rows.targets(flat, ignore_index, start, local)  # the rows whose target is on this shard
+        picked = rows.target_terms(x, mine, None, acc)[0]
         w_local = float(local) if cw_local is None else cw_local.to(acc).sum()
         scaled_s = torch.where(m == -torch.inf, 0.0, s * torch.exp(torch.where(bad, 0.0, m) - safe_big))
         gap = torch.where(m == -torch.inf, torch.inf, safe_big - m)
@@ -97,40 +99,47 @@ class _VocabParallelCrossEntropy(torch.autograd.Function):
         dist.all_reduce(stats, op=dist.ReduceOp.SUM, group=group)
         big_s, big_d, target_logit, bad_count = stats.unbind(0)
         log_s = torch.log(big_s)
-        lse = big + log_s
-        w_y = torch.ones_like(m) if class_weight is None else class_weight.to(acc)[torch.where(valid, rows, 0)]
-        w_sum = float(total) if class_weight is None else class_weight.to(acc).sum()
-        loss = (1.0 - smoothing) * w_y * ((big - target_logit) + log_s) + z_loss * lse * lse
-        if smoothing:
-            loss = loss + smoothing / total * (w_sum * log_s + big_d)
-        loss = torch.where(valid, loss, 0.0)
+        every = rows.targets(flat, ignore_index, 0, total)
+        w_y = rows.class_weights(every, class_weight, acc)
+        formula = rows.Formula.of(total, class_weight, acc, smoothing, z_loss)
+        bad_label = every.valid & ~every.owned
+        loss = rows.row_loss(
+            big, log_s, big_d, target_logit, w_y, valid=every.valid, bad_label=bad_label, formula=formula
+        )
         invalid = (bad_count > 0) | (big == -torch.inf)
-        ctx.save_for_backward(shard, rows, class_weight, big, log_s, lse, w_y, owned, valid)
-        ctx.options = (start, total, smoothing, z_loss, w_sum, inplace_backward)
-        ctx.mark_non_differentiable(invalid)
-        return loss.reshape(labels.shape), invalid
+        ctx.save_for_backward(shard, class_weight, big, log_s, w_y, mine.owned, mine.col, every.valid, bad_label)
+        ctx.options = (start, formula, inplace_backward)
+        ctx.mark_non_differentiable(invalid, w_y)
+        return loss.reshape(labels.shape), invalid, w_y
 
     @staticmethod
-    def backward(ctx: Any, grad_loss: torch.Tensor, _invalid: torch.Tensor) -> tuple[Any, ...]:
-        shard, rows, class_weight, big, log_s, lse, w_y, owned, valid = ctx.saved_tensors
-        start, total, smoothing, z_loss, w_sum, inplace = ctx.options
+    @torch.autograd.function.once_differentiable  # a second derivative raises: never a gradient without a graph
+    def backward(ctx: Any, grad_loss: torch.Tensor, *_unused: torch.Tensor) -> tuple[Any, ...]:
+        shard, class_weight, big, log_s, w_y, owned, col, valid, bad_label = ctx.saved_tensors
+        start, formula, inplace = ctx.options
         local = shard.shape[-1]
-        kernel = _dispatch.vocab_shard_kernel(shard)
-        g = grad_loss.reshape(-1).to(big.dtype) * valid.to(big.dtype)
-        coef = g * ((1.0 - smoothing) * w_y + smoothing / total * w_sum + 2.0 * z_loss * lse)
-        target_col = torch.where(owned, rows - start, -1)
-        grad = shard.detach() if inplace else torch.empty_like(shard)
-        cw_local = None if class_weight is None else class_weight[start : start + local]
-        kernel.softmax_grad(
-            shard.detach().reshape(rows.numel(), local),
+        n = valid.numel()
+        kernel = _dispatch_dropin.vocab_shard_kernel(shard)
+        r = rows.row_gradient(
+            rows.row_scale(grad_loss.reshape(-1), n, "none", w_y, valid),
             big,
             log_s,
-            coef,
-            target_col,
-            g * (1.0 - smoothing) * w_y,
-            off=g * smoothing / total,
+            w_y,
+            bad_label=bad_label,
+            formula=formula,
+        )
+        grad = shard.detach() if inplace else torch.empty_like(shard)
+        cw_local = None if class_weight is None or not formula.smoothing else class_weight[start : start + local]
+        kernel.softmax_grad(
+            shard.detach().reshape(n, local),
+            r.m,
+            log_s,
+            r.coef,
+            torch.where(owned, col, -1),
+            r.target_coef,
+            off=r.off,
             class_weight=cw_local,
-            grad=grad.reshape(rows.numel(), local),
+            grad=grad.reshape(n, local),
         )
         return grad, None, None, None, None, None, None, None, None, None
 
@@ -160,7 +169,8 @@ def vocab_parallel_cross_entropy(
     labels : torch.Tensor
         Integer targets in ``[0, V)`` over the *full* vocabulary, shape
         ``logits_shard.shape[:-1]``, the same on every rank; ``ignore_index``
-        entries are skipped.
+        entries are skipped (compared as integers of unbounded range: 300 is
+        no uint8 label).
     group : ProcessGroup, optional
         The tensor-parallel group (default: the world).
     vocab_start, vocab_size : int, optional
@@ -190,7 +200,8 @@ def vocab_parallel_cross_entropy(
     torch.Tensor
         The same value on every rank, equal to
         ``F.cross_entropy(gathered_logits, labels, ...)`` in the logits' dtype;
-        differentiable with respect to ``logits_shard``.
+        differentiable with respect to ``logits_shard`` (once: asking autograd
+        for a second derivative raises, it is never silently dropped).
 
     Raises
     ------
@@ -218,28 +229,22 @@ def vocab_parallel_cross_entropy(
         if tuple(weight.shape) != (vocab_size,):
             raise InputError(f"weight must have shape ({vocab_size},), one weight per class; got {tuple(weight.shape)}")
         weight = weight.to(logits_shard.device)
-    labels = labels.to(torch.int64)
+    labels, ignore = rows.index_labels(labels, ignore_index)  # compared as unbounded integers
     if validate:
-        bad = (labels != ignore_index) & ((labels < 0) | (labels >= vocab_size))
+        every = rows.targets(labels, ignore, 0, vocab_size)
+        bad = every.valid & ~every.owned
         if bool(bad.any()):
             position = tuple(int(i) for i in bad.nonzero()[0])
             raise InputError(
                 f"labels{list(position)} = {int(labels[position])} is out of range; labels must be in "
                 f"[0, {vocab_size}) or equal ignore_index={ignore_index}"
             )
-    losses, invalid = _VocabParallelCrossEntropy.apply(
-        logits_shard, labels, weight, vocab_start, vocab_size, ignore_index, eps, z, group, inplace_backward
+    losses, invalid, w_y = _VocabParallelCrossEntropy.apply(
+        logits_shard, labels, weight, vocab_start, vocab_size, ignore, eps, z, group, inplace_backward
     )
     if validate:
         _raise_invalid(invalid, logits_shard)
-    if reduction == "none":
-        return losses.to(logits_shard.dtype)
-    total_loss = losses.sum()
-    if reduction == "sum":
-        return total_loss.to(logits_shard.dtype)
-    valid = labels != ignore_index
-    w = valid.to(losses.dtype) if weight is None else weight.to(losses.dtype)[torch.where(valid, labels, 0)] * valid
-    return (total_loss / w.sum()).to(logits_shard.dtype)
+    return rows.reduce(losses, reduction, w_y.reshape(losses.shape)).to(logits_shard.dtype)
 
 
 def _raise_invalid(invalid: torch.Tensor, shard: torch.Tensor) -> None:

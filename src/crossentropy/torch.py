@@ -12,21 +12,32 @@ the ``crossentropy.*`` functions: this module reproduces PyTorch (its
 ``-100`` ignore index, its weighted mean), exactness beyond PyTorch lives in
 :func:`crossentropy.sparse_categorical_cross_entropy` and friends.
 
-What runs underneath:
+What runs underneath (one decision per call, :mod:`crossentropy._dispatch`'s):
 
 - :func:`cross_entropy` with class-index targets (and :class:`CrossEntropyLoss`)
   runs the fused kernel for the tensor's device, the C kernel on CPU tensors
   and Triton on CUDA tensors, through a registered ``torch.library`` custom
-  op: one pass over the logits computes the loss and, when a gradient is
-  needed, the gradient, which the backward pass only scales. bfloat16 and
+  op: the forward pass reads the logits once and keeps two numbers per row,
+  the backward pass writes ``softmax - target`` in one pass. bfloat16 and
   float16 logits are accumulated in float32. A target out of range raises
   PyTorch's ``IndexError`` on the CPU and a device-side assertion on CUDA.
 - :func:`linear_cross_entropy` (and :class:`LinearCrossEntropyLoss`)
   computes ``cross_entropy(input @ linear_weight.T + linear_bias, target)``
   over row blocks with the same kernel, so the ``N x C`` logits never exist;
   under ``torch.no_grad()`` each block costs one matrix product.
-- Probability targets, K-dimensional linear weights and inputs PyTorch refuses
-  are handed to PyTorch's own function, so they behave exactly as in PyTorch.
+- Calls too small for the fused kernel to beat PyTorch's (below a crossover
+  measured by ``benchmarks/torch_dropin.py --crossover``), calls under
+  ``torch.func`` transforms or forward-mode AD, tensor subclasses and
+  ``__torch_function__`` modes, devices without a fused kernel, probability
+  targets, K-dimensional linear weights and inputs PyTorch refuses run
+  PyTorch's own function, so they behave, and cost, exactly as in PyTorch.
+- Higher-order gradients: when autograd records the backward pass
+  (``create_graph=True``: gradient penalties, meta-gradients, Hessian-vector
+  products), the fused operations return a gradient computed with torch
+  operations, which autograd differentiates again.
+- Targets of every integer dtype PyTorch takes (int64 and uint8) are compared
+  with ``ignore_index`` as integers of unbounded range: ``ignore_index=-100``
+  is never uint8 class 156.
 - :func:`nll_loss`, :func:`binary_cross_entropy` and
   :func:`binary_cross_entropy_with_logits` (and their modules) are PyTorch's
   own: a gather and two elementwise losses that PyTorch already computes in
@@ -52,14 +63,11 @@ True
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch.nn import _reduction
-from torch.overrides import has_torch_function_variadic
 
-from . import _dispatch
+from . import _dispatch, _dispatch_dropin
 from ._distill import KLDivLoss, distillation_loss, kl_div, linear_distillation_loss
 from ._token_stats import TokenStatistics, linear_token_statistics, token_statistics
 
@@ -84,71 +92,6 @@ __all__ = [
 ]
 
 _dispatch.prepare_torch()
-
-_FUSED_DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
-_INDEX_DTYPES = (torch.int64, torch.uint8)
-
-
-def _class_weight_fits(weight: torch.Tensor | None, like: torch.Tensor, num_classes: int) -> bool:
-    """PyTorch's rules for ``weight``: one value per class, the input's dtype and device, no gradient."""
-    if weight is None:
-        return True
-    return (
-        isinstance(weight, torch.Tensor)
-        and weight.ndim == 1
-        and weight.shape[0] == num_classes
-        and weight.dtype == like.dtype
-        and weight.device == like.device
-        and not weight.requires_grad
-    )
-
-
-def _smoothing_fits(label_smoothing: float) -> bool:
-    """PyTorch smooths for values in (0, 1], ignores values <= 0 and refuses values above 1."""
-    return isinstance(label_smoothing, (int, float)) and not label_smoothing > 1.0
-
-
-def _index_targets(input: torch.Tensor, target: torch.Tensor) -> bool:
-    """Class-index targets of the shape PyTorch's ``cross_entropy`` takes for ``input``."""
-    if target.dtype not in _INDEX_DTYPES:
-        return False
-    if input.ndim == 1:
-        return target.ndim == 0
-    return target.ndim == input.ndim - 1 and target.shape[0] == input.shape[0] and target.shape[1:] == input.shape[2:]
-
-
-def _fused_cross_entropy(
-    input: torch.Tensor,
-    target: torch.Tensor,
-    weight: torch.Tensor | None,
-    ignore_index: int,
-    reduction: str,
-    label_smoothing: float,
-) -> bool:
-    """Whether PyTorch accepts these arguments with class-index targets, as the fused kernel takes them."""
-    return (
-        isinstance(input, torch.Tensor)
-        and isinstance(target, torch.Tensor)
-        and not has_torch_function_variadic(input, target, weight)
-        and input.dtype in _FUSED_DTYPES
-        and input.ndim >= 1
-        and (input.shape[0] if input.ndim == 1 else input.shape[1]) > 0
-        and target.device == input.device
-        and _index_targets(input, target)
-        and _class_weight_fits(weight, input, input.shape[0] if input.ndim == 1 else input.shape[1])
-        and reduction in ("mean", "sum", "none")
-        and _smoothing_fits(label_smoothing)
-        and isinstance(ignore_index, int)
-    )
-
-
-def _rows(input: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Logits as ``(n, C)`` rows (the class axis moved last) and targets as ``(n,)``."""
-    if input.ndim == 1:
-        return input.unsqueeze(0), target.reshape(1)
-    if input.ndim == 2:
-        return input, target
-    return input.movedim(1, -1).reshape(-1, input.shape[1]), target.reshape(-1)
 
 
 def cross_entropy(
@@ -179,39 +122,7 @@ def cross_entropy(
     """
     if size_average is not None or reduce is not None:
         reduction = _reduction.legacy_get_string(size_average, reduce)
-    if not _fused_cross_entropy(input, target, weight, ignore_index, reduction, label_smoothing):
-        return F.cross_entropy(input, target, weight, None, ignore_index, None, reduction, label_smoothing)
-    x, t = _rows(input, target)
-    out = _dispatch.torch_cross_entropy(
-        x,
-        t,
-        class_weight=weight,
-        ignore_index=ignore_index,
-        label_smoothing=max(float(label_smoothing), 0.0),
-        reduction=reduction,
-        check_labels=True,
-    )
-    return out.reshape(target.shape) if reduction == "none" else out
-
-
-def _chunk(n: int, num_classes: int, in_features: int, options: object) -> int | None:
-    """Rows per block as PyTorch reads ``options``; None (the fused path's default) without a choice there."""
-    size = getattr(options, "batch_chunk_size", None)
-    method = getattr(options, "chunking_method", None)
-    if size:
-        return int(size)
-    if isinstance(method, str) and method.startswith("aspect_ratio"):
-        divisor = int(method.split(":", 1)[1]) if ":" in method else 1
-        ratio = math.ceil(num_classes / max(in_features, 1))
-        return max(1, (1 << max(0, math.ceil(n / ratio) - 1).bit_length()) // divisor)
-    return None
-
-
-def _accurate(options: object, device: torch.device) -> bool:
-    """PyTorch's accumulation policy for low-precision inputs: ``options.acc_policy``, else ``"auto"``, which is
-    "accurate" (products in float32) on the CPU and "compact" (in the input dtype) on accelerators."""
-    policy = getattr(options, "acc_policy", "auto")
-    return policy == "accurate" or (policy == "auto" and device.type == "cpu")
+    return _dispatch_dropin.cross_entropy(input, target, weight, ignore_index, reduction, label_smoothing)
 
 
 def linear_cross_entropy(
@@ -251,55 +162,9 @@ def linear_cross_entropy(
     >>> bool(torch.isclose(linear_cross_entropy(h, w, t), reference))
     True
     """
-    fused = (
-        isinstance(input, torch.Tensor)
-        and isinstance(linear_weight, torch.Tensor)
-        and isinstance(target, torch.Tensor)
-        and not has_torch_function_variadic(input, linear_weight, target, linear_bias, weight)
-        and input.ndim in (1, 2)
-        and linear_weight.ndim == 2
-        and input.shape[-1] == linear_weight.shape[-1]
-        and linear_weight.shape[0] > 0
-        and input.dtype in _FUSED_DTYPES
-        and linear_weight.dtype == input.dtype
-        and linear_weight.device == input.device
-        and target.device == input.device
-        and (linear_bias is None or (linear_bias.shape == linear_weight.shape[:1] and linear_bias.dtype == input.dtype))
-        and target.dtype in _INDEX_DTYPES
-        and target.shape == input.shape[:-1]
-        and _class_weight_fits(weight, input, linear_weight.shape[0])
-        and reduction in ("mean", "sum", "none")
-        and _smoothing_fits(label_smoothing)
-        and (ignore_index is None or isinstance(ignore_index, int))
+    return _dispatch_dropin.linear_cross_entropy(
+        input, linear_weight, target, linear_bias, weight, reduction, ignore_index, label_smoothing, options
     )
-    if not fused:
-        return F.linear_cross_entropy(
-            input,
-            linear_weight,
-            target,
-            linear_bias=linear_bias,
-            weight=weight,
-            reduction=reduction,
-            ignore_index=ignore_index,
-            label_smoothing=label_smoothing,
-            options=options,  # type: ignore[arg-type]
-        )
-    hidden, labels = (input.unsqueeze(0), target.reshape(1)) if input.ndim == 1 else (input, target)
-    n, v = hidden.shape[0], linear_weight.shape[0]
-    out = _dispatch.torch_linear_cross_entropy(
-        hidden,
-        linear_weight,
-        labels,
-        bias=linear_bias,
-        class_weight=weight,
-        ignore_index=-100 if ignore_index is None else ignore_index,
-        label_smoothing=max(float(label_smoothing), 0.0),
-        reduction=reduction,
-        chunk=_chunk(n, v, hidden.shape[1], options),
-        check_labels=True,
-        upcast=_accurate(options, hidden.device),
-    ).to(input.dtype)
-    return out.reshape(target.shape) if reduction == "none" else out
 
 
 # The losses with nothing to fuse are PyTorch's own (see the module docstring).

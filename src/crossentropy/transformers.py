@@ -76,6 +76,7 @@ def _logits(model: Any, family: _Family, hidden: torch.Tensor) -> torch.Tensor:
 def _causal_lm_loss(
     model: Any,
     family: _Family,
+    head: Any,
     hidden: torch.Tensor,
     logits: torch.Tensor | None,
     labels: torch.Tensor,
@@ -83,7 +84,11 @@ def _causal_lm_loss(
     num_items_in_batch: Any,
     ignore_index: int,
 ) -> torch.Tensor:
-    """``transformers``' ``ForCausalLMLoss``: shifted labels, a mean, or a sum over ``num_items_in_batch``."""
+    """``transformers``' ``ForCausalLMLoss``: shifted labels, a mean, or a sum over ``num_items_in_batch``.
+
+    The loss of ``hidden`` through the LM head ``head``, or of ``logits`` when given. A batch whose labels are
+    all ignored has gradient 0 even when ``num_items_in_batch`` is 0 (the loss is then NaN), as stock.
+    """
     if shift_labels is None:
         shift_labels = torch.nn.functional.pad(labels, (0, 1), value=ignore_index)[..., 1:]
     targets = shift_labels.reshape(-1).to(hidden.device)
@@ -94,7 +99,7 @@ def _causal_lm_loss(
     else:
         loss = _linear_loss(
             hidden.reshape(-1, hidden.shape[-1]),
-            model.get_output_embeddings(),
+            head,
             targets,
             ignore_index=ignore_index,
             softcap=_softcap(model, family),
@@ -152,6 +157,10 @@ class _FusedForward:
         if labels is None or not (isinstance(keep, int) and keep == 0):
             return self.original(**kwargs)  # no loss, or only a few positions' logits: nothing to fuse
         model, family = self.model, self.family
+        if want_logits is None:
+            want_logits = not model.training
+        if self.previous is not None:  # a wrapper installed before patch (accelerate's autocast, ...) stays in force
+            return self.original(**kwargs) if want_logits else self._wrapped(kwargs)
         del kwargs["labels"]
         kwargs.pop("logits_to_keep", None)
         shift_labels = kwargs.pop("shift_labels", None)
@@ -162,14 +171,76 @@ class _FusedForward:
             return_dict = getattr(model.config, "return_dict", True)
         outputs = model.base_model(**kwargs, return_dict=True)
         hidden = outputs.last_hidden_state
-        if want_logits is None:
-            want_logits = not model.training
         logits = _logits(model, family, hidden) if want_logits else None
-        loss = _causal_lm_loss(model, family, hidden, logits, labels, shift_labels, num_items_in_batch, ignore_index)
+        head = model.get_output_embeddings()
+        loss = _causal_lm_loss(
+            model, family, head, hidden, logits, labels, shift_labels, num_items_in_batch, ignore_index
+        )
         fields = self.output_class.__dataclass_fields__
         rest = {k: v for k, v in outputs.items() if k != "last_hidden_state" and k in fields}
         result = self.output_class(loss=loss, logits=logits, **rest)
         return result if return_dict else result.to_tuple()
+
+    def _wrapped(self, kwargs: dict[str, Any]) -> Any:
+        """A labelled call through the forward that was installed before :func:`patch` (a wrapper of the stock
+        forward: accelerate's autocast and float32 outputs, ...), with the loss fused inside it.
+
+        For the call's duration the LM head is a stand-in that keeps the
+        hidden states and returns no logits, and the loss function computes
+        the fused loss from them with the real head: the wrapper's context
+        (autocast) covers the fused loss as it covers the stock one. The
+        model's attributes are restored afterwards, even on error.
+        """
+        model, family = self.model, self.family
+        head = model.get_output_embeddings()
+        capture = _HiddenStates()
+
+        def loss_function(
+            logits: Any,
+            labels: torch.Tensor,
+            vocab_size: Any = None,
+            num_items_in_batch: Any = None,
+            ignore_index: int = IGNORE_INDEX,
+            shift_labels: torch.Tensor | None = None,
+            **_: Any,
+        ) -> torch.Tensor:
+            assert capture.hidden is not None
+            hidden = capture.hidden
+            return _causal_lm_loss(
+                model, family, head, hidden, None, labels, shift_labels, num_items_in_batch, ignore_index
+            )
+
+        return_dict = kwargs.pop("return_dict", None)
+        if return_dict is None:
+            return_dict = getattr(model.config, "return_dict", True)
+        own_loss = vars(model).get("_loss_function", _NONE)
+        model.set_output_embeddings(capture)
+        model.loss_function = loss_function
+        try:
+            result = self.previous(**kwargs, return_dict=True)
+        finally:
+            model.set_output_embeddings(head)
+            if own_loss is _NONE:
+                del model._loss_function
+            else:
+                model.loss_function = own_loss
+        result = type(result)(**{k: v for k, v in result.items() if k != "logits"})  # no logits, as unwrapped
+        return result if return_dict else result.to_tuple()
+
+
+_NONE = object()
+
+
+class _HiddenStates(torch.nn.Module):
+    """The LM head's stand-in during a wrapped labelled call: keeps its input, returns empty logits."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hidden: torch.Tensor | None = None
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        self.hidden = hidden
+        return hidden[..., :0]
 
 
 def patch(model: Any, /, *, return_logits: bool | None = None) -> Any:

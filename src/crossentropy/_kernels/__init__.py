@@ -10,17 +10,16 @@ on first use.
 Every kernel function here returns ``None`` (``softmax_grad``: ``False``) when
 the fast path does not apply (no compiled library, an unsupported dtype or
 layout, or invalid values the kernel met); the caller then takes the array-API
-reference path, which also produces the error messages. ``disabled()`` forces
-the reference path in the current thread or asyncio task (tests run both paths
-against each other).
+reference path, which also produces the error messages. Whether a call uses
+them at all is :mod:`crossentropy._dispatch`'s decision (``_dispatch.use``
+and ``CROSSENTROPY_BACKEND`` force a backend; tests run both paths against
+each other).
 """
 
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import operator
-import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -30,7 +29,6 @@ from . import _library, _threads
 
 Array = np.ndarray[Any, Any]
 
-_DISABLED: contextvars.ContextVar[int] = contextvars.ContextVar("crossentropy_kernels_disabled", default=0)
 _INT64_MAX = 2**63 - 1
 
 
@@ -42,25 +40,6 @@ def library() -> Any | None:
 def available() -> bool:
     """Whether the compiled kernels are built and loadable."""
     return _library.load().lib is not None
-
-
-def enabled() -> bool:
-    """Whether the fast path is in use now (built, and not disabled in this context or by the environment)."""
-    return (
-        _DISABLED.get() == 0
-        and os.environ.get("CROSSENTROPY_DISABLE_KERNELS", "") in ("", "0")
-        and _library.load().lib is not None
-    )
-
-
-@contextlib.contextmanager
-def disabled() -> Iterator[None]:
-    """Use the array-API reference path inside this block (in this thread or task only)."""
-    token = _DISABLED.set(_DISABLED.get() + 1)
-    try:
-        yield
-    finally:
-        _DISABLED.reset(token)
 
 
 def isa() -> str | None:
@@ -97,7 +76,6 @@ def describe() -> dict[str, Any]:
     cpus, cpu_source = _threads.usable_cpus()
     return {
         "built": loaded.lib is not None,
-        "enabled": enabled(),
         "isa": loaded.isa,
         "isa_note": loaded.note,
         "variants_compiled": list(loaded.compiled),
@@ -121,6 +99,22 @@ def _fns() -> dict[str, Any] | None:
     return loaded.fns if loaded.lib is not None else None
 
 
+def raw(name: str) -> Any | None:
+    """The ctypes function ``name`` (``ce_row_stats_f32``, ...) of the variant in use, or None when not built.
+
+    For callers holding raw pointers (CPU torch tensors' ``data_ptr()``),
+    which skip the NumPy conversions of the functions below; the arguments
+    are those of ``_library.KERNELS``, the last one :func:`threads_for`.
+    """
+    fns = _fns()
+    return None if fns is None else fns[name]
+
+
+def threads_for(work: int) -> int:
+    """Threads for a kernel call over ``work`` elements (one below the policy's minimum work per thread)."""
+    return _threads_for(work)
+
+
 def _suffix(*arrays: Array) -> str | None:
     dtype = arrays[0].dtype
     if dtype not in (np.float32, np.float64) or any(a.dtype != dtype for a in arrays):
@@ -133,8 +127,8 @@ def _ptr(a: Array | None) -> int | None:
 
 
 def usable(*arrays: Any) -> bool:
-    """Whether these are plain NumPy arrays the kernels can take (and the fast path is on); masked arrays are not."""
-    return enabled() and all(isinstance(a, np.ndarray) and not isinstance(a, np.ma.MaskedArray) for a in arrays)
+    """Whether these are plain NumPy arrays the kernels can take (and they are built); masked arrays are not."""
+    return available() and all(isinstance(a, np.ndarray) and not isinstance(a, np.ma.MaskedArray) for a in arrays)
 
 
 def _class_weight(class_weight: Array | None, x: Array) -> Array | None:

@@ -21,6 +21,16 @@ This module turns it into two operations that autograd and
   is allocated. With ``reduction="none"`` the backward pass recomputes the
   blocks, scaled by the incoming per-row gradient.
 
+What a row's loss and gradient are made of (ignored rows, class weights,
+smoothing, z-loss, the mean's denominator) is :mod:`.rows`, shared with the
+plain-torch kernel and the vocabulary-parallel loss. The kernels compute
+numbers, not graphs: when autograd records the backward pass itself
+(``create_graph=True``: double backward, gradient penalties,
+meta-gradients), both backward passes return the gradient of
+:func:`.torch_ops.reference`, the same loss in plain torch operations, which
+autograd can differentiate again. Under ``torch.func`` transforms the
+dispatcher does not use these operations at all.
+
 Both are registered with fake (meta) implementations, so
 ``torch.compile(fullgraph=True)`` traces them without a graph break, and
 neither reads a value back to the host. Importing this module imports torch.
@@ -33,17 +43,23 @@ from typing import Any, cast
 
 import torch
 
+from . import rows, torch_ops
 from ._memory import advise_huge_pages
-from .torch_ops import work_dtype
+from .rows import work_dtype
 
 __all__ = ["linear_cross_entropy", "sparse_cross_entropy"]
 
 REDUCTIONS = ("mean", "sum", "none")
 
+_KERNELS: dict[str, Any] = {}
+
 
 def _kernel(name: str) -> Any:
     """The kernel module ``crossentropy._kernels.<name>`` (already imported by the dispatcher)."""
-    return importlib.import_module(f"{__package__}.{name}")
+    module = _KERNELS.get(name)
+    if module is None:
+        module = _KERNELS[name] = importlib.import_module(f"{__package__}.{name}")
+    return module
 
 
 def _huge(out: torch.Tensor) -> torch.Tensor:
@@ -53,50 +69,25 @@ def _huge(out: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def _denominator(
-    labels: torch.Tensor, n_cols: int, ignore_index: int | None, class_weight: torch.Tensor | None, dtype: torch.dtype
-) -> torch.Tensor:
-    """What PyTorch's mean divides by: the summed class weights of the non-ignored targets (on the device)."""
-    valid = torch.ones_like(labels, dtype=torch.bool) if ignore_index is None else labels != ignore_index
-    w = valid.to(dtype)
-    if class_weight is not None:
-        w = w * class_weight.to(dtype)[labels.clamp(0, max(n_cols - 1, 0))]
-    return w.sum()
+def _differentiable(
+    loss_of: Any, inputs: tuple[torch.Tensor | None, ...], grad_out: torch.Tensor
+) -> tuple[torch.Tensor | None, ...]:
+    """The gradients of ``loss_of(*inputs)`` (the plain-torch :func:`.torch_ops.reference`) with their own graph.
 
-
-def _reduced(losses: torch.Tensor, reduction: str, scale: torch.Tensor) -> torch.Tensor:
-    if reduction == "none":
-        return losses
-    total = losses.sum()
-    return total * scale if reduction == "mean" else total
+    The backward passes call this when autograd records the backward pass
+    itself (``create_graph=True``: double backward, gradient penalties,
+    meta-gradients): the fused kernels compute numbers, not graphs, so the
+    gradient then comes from torch operations that autograd can
+    differentiate again.
+    """
+    wanted = [t for t in inputs if t is not None and t.requires_grad]
+    with torch.enable_grad():
+        loss = loss_of(*inputs)
+        found = iter(torch.autograd.grad(loss, wanted, grad_out.to(loss.dtype), create_graph=True, allow_unused=True))
+    return tuple(next(found) if t is not None and t.requires_grad else None for t in inputs)
 
 
 # --- sparse cross-entropy of logits ----------------------------------------------------------------------
-
-
-def _capped(logits: torch.Tensor, softcap: float) -> torch.Tensor:
-    """``softcap * tanh(x / softcap)`` in the accumulation dtype (the logits themselves without a cap)."""
-    if not softcap:
-        return logits
-    x = logits.to(work_dtype(logits.dtype))
-    return softcap * torch.tanh(x / softcap)
-
-
-def _row_terms(
-    x: torch.Tensor,
-    labels: torch.Tensor,
-    class_weight: torch.Tensor | None,
-    ignore_index: int | None,
-    acc: torch.dtype,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Per row: whether it counts, whether its label is in range, its target's logit and class weight."""
-    n, v = x.shape
-    valid = torch.ones_like(labels, dtype=torch.bool) if ignore_index is None else labels != ignore_index
-    in_range = (labels >= 0) & (labels < v)
-    safe = torch.where(valid & in_range, labels, 0).long()
-    x_y = x.gather(-1, safe.unsqueeze(-1)).squeeze(-1).to(acc)
-    w_y = torch.ones(n, dtype=acc, device=x.device) if class_weight is None else class_weight.to(acc)[safe]
-    return valid, in_range, x_y, w_y
 
 
 def _sparse_forward(
@@ -113,23 +104,18 @@ def _sparse_forward(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     _n, v = logits.shape
     acc = work_dtype(logits.dtype)
-    run = _kernel(kernel)
+    t = rows.targets(labels, ignore_index, 0, v)
+    bad_label = t.valid & ~t.owned
     if check_labels:
-        run.assert_labels(labels, v, ignore_index)
-    x = _capped(logits, softcap)
-    m, s, d = run.row_stats(x, class_weight=class_weight, need_dsum=smoothing > 0)
+        rows.check_targets(labels, bad_label)
+    x = rows.capped(logits, softcap)
+    m, s, d = _kernel(kernel).row_stats(x, class_weight=class_weight, need_dsum=smoothing > 0)
     log_s = torch.log(s)
-    lse = m + log_s
-    valid, in_range, x_y, w_y = _row_terms(x, labels, class_weight, ignore_index, acc)
-    losses = (1.0 - smoothing) * w_y * ((m - x_y) + log_s) + z_loss * lse * lse
-    if smoothing > 0:
-        w_sum = float(v) if class_weight is None else class_weight.to(acc).sum()
-        losses = losses + smoothing / v * (w_sum * log_s + d)
-    losses = torch.where(valid, torch.where(in_range, losses, torch.nan), 0.0)
-    scale = torch.ones((), dtype=acc, device=logits.device)
-    if reduction == "mean":
-        scale = 1.0 / _denominator(labels, v, ignore_index, class_weight, acc)
-    return _reduced(losses, reduction, scale).to(logits.dtype), m, log_s
+    x_y, w_y = rows.target_terms(x, t, class_weight, acc)
+    formula = rows.Formula.of(v, class_weight, acc, smoothing, z_loss)
+    checked = None if check_labels else bad_label  # the check raised for any bad label
+    losses = rows.row_loss(m, log_s, d, x_y, w_y, valid=t.valid, bad_label=checked, formula=formula)
+    return rows.reduce(losses, reduction, w_y).to(logits.dtype), m, log_s
 
 
 _sparse_op = torch.library.custom_op("crossentropy::sparse_cross_entropy", _sparse_forward, mutates_args=())
@@ -177,30 +163,30 @@ def _sparse_grad(
     """``g_i (A_i softmax_i - a_i)`` from the saved row statistics: one pass, one new buffer."""
     n, v = logits.shape
     acc = m.dtype
-    x = _capped(logits, softcap)
-    valid, _, _, w_y = _row_terms(x, labels, class_weight, ignore_index, acc)
-    g = torch.broadcast_to(grad_out.to(acc), (n,))
-    if reduction == "mean":
-        g = g / _denominator(labels, v, ignore_index, class_weight, acc)
-    g = torch.where(valid, g, 0.0)  # ignored rows have no gradient, even when every row is ignored (0 / 0)
-    w_sum = float(v) if class_weight is None else class_weight.to(acc).sum()
-    lse = m + log_s
-    coef = g * ((1.0 - smoothing) * w_y + smoothing / v * w_sum + 2.0 * z_loss * lse)
+    t = rows.targets(labels, ignore_index, 0, v)
+    x = rows.capped(logits, softcap)
+    w_y = rows.class_weights(t, class_weight, acc)
+    r = rows.row_gradient(
+        rows.row_scale(grad_out, n, reduction, w_y, t.valid),
+        m,
+        log_s,
+        w_y,
+        bad_label=t.valid & ~t.owned,
+        formula=rows.Formula.of(v, class_weight, acc, smoothing, z_loss),
+    )
     grad = _huge(torch.empty_like(x if softcap else logits))
     _kernel(kernel).softmax_grad(
         x,
-        m,
+        r.m,
         log_s,
-        coef,
-        torch.where(valid, labels, -1),
-        g * (1.0 - smoothing) * w_y,
-        off=g * smoothing / v,
-        class_weight=class_weight,
+        r.coef,
+        torch.where(t.owned, t.col, -1),
+        r.target_coef,
+        off=r.off,
+        class_weight=class_weight if smoothing else None,  # they enter the gradient through smoothing only
         grad=grad,
     )
-    if softcap:
-        grad = (grad * (1.0 - (x / softcap) ** 2)).to(logits.dtype)
-    return grad
+    return rows.uncapped(grad, x, softcap).to(logits.dtype)
 
 
 _sparse_grad_op = torch.library.custom_op("crossentropy::sparse_cross_entropy_backward", _sparse_grad, mutates_args=())
@@ -225,10 +211,28 @@ def _(
 
 
 def _sparse_backward_with(grad: Any) -> Any:
-    """The backward pass, computing the gradient with ``grad`` (the custom op when traced, else the function)."""
+    """The backward pass, computing the gradient with ``grad`` (the custom op when traced, else the function);
+    with ``create_graph=True``, from :func:`.torch_ops.reference` (see :func:`_differentiable`)."""
 
     def backward(ctx: Any, grad_out: torch.Tensor, *_unused: torch.Tensor) -> tuple[Any, ...]:
         logits, labels, class_weight, m, log_s = ctx.saved_tensors
+        if torch.is_grad_enabled():
+            _, ignore, smoothing, z_loss, softcap, reduction = ctx.options
+
+            def loss_of(x: torch.Tensor) -> torch.Tensor:
+                return torch_ops.reference(
+                    x,
+                    labels,
+                    class_weight=class_weight,
+                    ignore_index=ignore,
+                    smoothing=smoothing,
+                    z_loss=z_loss,
+                    softcap=softcap,
+                    reduction=reduction,
+                )
+
+            (g,) = _differentiable(loss_of, (logits,), grad_out)
+            return (g, *([None] * 9))
         return (grad(logits, labels, class_weight, m, log_s, grad_out, *ctx.options), *([None] * 9))
 
     return backward
@@ -237,12 +241,25 @@ def _sparse_backward_with(grad: Any) -> Any:
 _sparse_op.register_autograd(_sparse_backward_with(_sparse_grad_op), setup_context=_sparse_setup)
 
 
-class _SparseFunction(torch.autograd.Function):
-    """The same operation as an autograd Function, for eager calls (see :func:`_eager`)."""
+def _function(name: str, forward: Any, setup: Any, backward: Any) -> Any:
+    """The same operation as an autograd Function, for eager calls (see :func:`_eager`).
 
-    forward = staticmethod(_sparse_forward)
-    setup_context = staticmethod(_sparse_setup)
-    backward = staticmethod(_sparse_backward_with(_sparse_grad))
+    Its ``forward`` takes the context itself and calls the op's forward and
+    context set-up: a Function with a separate ``setup_context`` binds its
+    arguments with :func:`inspect.signature` on every call, which costs more
+    than a small cross-entropy.
+    """
+
+    def function_forward(ctx: Any, *inputs: Any) -> Any:
+        output = forward(*inputs)
+        setup(ctx, inputs, output)
+        return output
+
+    members = {"forward": staticmethod(function_forward), "backward": staticmethod(backward)}
+    return type(name, (torch.autograd.Function,), {"__doc__": _function.__doc__, **members})
+
+
+_SparseFunction = _function("_SparseFunction", _sparse_forward, _sparse_setup, _sparse_backward_with(_sparse_grad))
 
 
 def _eager() -> bool:
@@ -277,8 +294,10 @@ def sparse_cross_entropy(
     writes ``softmax - target``, scaled by the incoming gradient, in one pass.
     The mean divides by the summed class weights of the non-ignored targets
     (PyTorch's rule); ``check_labels`` raises PyTorch's error for a label out
-    of range, otherwise such a row's loss is NaN.
+    of range, otherwise such a row's loss is NaN. Labels of any integer dtype
+    are compared with ``ignore_index`` as integers of unbounded range.
     """
+    labels, ignore_index = rows.index_labels(labels, ignore_index)
     op: Any = _SparseFunction.apply if _eager() else _sparse_op
     out, _, _ = op(
         logits.contiguous(),
@@ -326,7 +345,7 @@ def _linear_forward(
     if row_scale is not None:
         scale = row_scale.to(acc)
     elif reduction == "mean":
-        scale = 1.0 / _denominator(labels, v, ignore_index, class_weight, acc)
+        scale = 1.0 / rows.denominator(rows.class_weights(rows.targets(labels, ignore_index, 0, v), class_weight, acc))
     else:
         scale = torch.ones((), dtype=acc, device=hidden.device)
     want = grad_hidden or grad_weight
@@ -378,9 +397,12 @@ def _linear_forward(
                 torch.mm(logits.t(), block, out=g_weight)
             else:
                 g_weight.addmm_(logits.t(), block)
-            if bias is not None:
-                g_bias += logits.sum(0).to(acc)
-    out = _reduced(losses, "none" if row_scale is not None else reduction, scale)
+            if bias is not None:  # summed in float32 across the blocks, whatever the logits' dtype
+                g_bias += logits.sum(0, dtype=acc)
+    if row_scale is not None or reduction == "none":
+        out = losses
+    else:
+        out = losses.sum() * scale if reduction == "mean" else losses.sum()
     return out, g_hidden, g_weight.to(weight.dtype), g_bias.to(weight.dtype)
 
 
@@ -417,13 +439,12 @@ def _(
 
 def _linear_setup(ctx: Any, inputs: tuple[Any, ...], output: tuple[torch.Tensor, ...]) -> None:
     hidden, weight, bias, labels, class_weight, _, kernel, ignore, smoothing, softcap, reduction, chunk = inputs[:12]
-    ctx.per_row = reduction == "none"
-    ctx.has_bias = bias is not None
+    ctx.reduction = reduction
+    ctx.computed = (inputs[12], inputs[13])  # whether the forward pass computed the gradients of hidden, weight
     ctx.options = (kernel, ignore, smoothing, softcap, chunk, inputs[15])
-    if ctx.per_row:  # the gradients depend on the incoming one per row: recompute them in the backward pass
-        ctx.save_for_backward(hidden, weight, bias, labels, class_weight)
-    else:
-        ctx.save_for_backward(*output[1:])
+    # the inputs too: with reduction="none" the backward pass recomputes the blocks, scaled per row by the
+    # incoming gradient, and with create_graph=True it differentiates the plain-torch loss
+    ctx.save_for_backward(hidden, weight, bias, labels, class_weight, *output[1:])
     ctx.mark_non_differentiable(*output[1:])
 
 
@@ -437,12 +458,50 @@ def _linear_backward_with(recompute: Any) -> Any:
     return backward
 
 
+def _scaled(g: torch.Tensor, grad_out: torch.Tensor) -> torch.Tensor:
+    """``g * grad_out`` for a gradient ``g`` computed for an incoming 1, keeping ``g``'s exact zeros.
+
+    An ignored row's gradient is 0 whatever comes in, as in PyTorch: an
+    infinite or NaN incoming gradient (``loss / num_items_in_batch`` with no
+    item in the batch) must leave a fully ignored batch's gradients 0, not
+    NaN. On the CPU, where reading the scalar costs no synchronisation, a
+    finite one (the usual case) takes the plain product.
+    """
+    scale = grad_out.to(g.dtype)
+    if g.device.type == "cpu" and not torch.compiler.is_compiling() and bool(torch.isfinite(scale).all()):
+        return g * scale
+    return torch.where(g == 0, g, g * scale)
+
+
 def _linear_backward(ctx: Any, grad_out: torch.Tensor, recompute: Any) -> tuple[Any, ...]:
-    if not ctx.per_row:
-        g_hidden, g_weight, g_bias = (g * grad_out.to(g.dtype) if g.numel() else None for g in ctx.saved_tensors)
+    hidden, weight, bias, labels, class_weight, g_hidden, g_weight, g_bias = ctx.saved_tensors
+    kernel, ignore, smoothing, softcap, chunk, upcast = ctx.options
+    grads: tuple[torch.Tensor | None, ...]
+    if torch.is_grad_enabled():  # create_graph=True: a gradient autograd can differentiate again
+
+        def loss_of(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
+            return torch_ops.linear_reference(
+                h,
+                w,
+                b,
+                labels,
+                class_weight=class_weight,
+                ignore_index=ignore,
+                smoothing=smoothing,
+                softcap=softcap,
+                reduction=ctx.reduction,
+                upcast=upcast,
+            )
+
+        grads = _differentiable(loss_of, (hidden, weight, bias), grad_out)
+    elif ctx.reduction != "none":
+        has_hidden, has_weight = ctx.computed
+        grads = (
+            _scaled(g_hidden, grad_out) if has_hidden else None,
+            _scaled(g_weight, grad_out) if has_weight else None,
+            _scaled(g_bias, grad_out) if has_weight and bias is not None else None,
+        )
     else:
-        hidden, weight, bias, labels, class_weight = ctx.saved_tensors
-        kernel, ignore, smoothing, softcap, chunk, upcast = ctx.options
         need_hidden, need_weight = ctx.needs_input_grad[0], ctx.needs_input_grad[1] or ctx.needs_input_grad[2]
         _, g_hidden, g_weight, g_bias = recompute(
             hidden,
@@ -462,19 +521,18 @@ def _linear_backward(ctx: Any, grad_out: torch.Tensor, recompute: Any) -> tuple[
             False,
             upcast,
         )
-        g_hidden, g_weight, g_bias = (g if g.numel() else None for g in (g_hidden, g_weight, g_bias))
-    return (g_hidden, g_weight, g_bias if ctx.has_bias else None, *([None] * 13))
+        grads = (
+            g_hidden if need_hidden else None,
+            g_weight if need_weight else None,
+            g_bias if need_weight and bias is not None else None,
+        )
+    return (*grads, *([None] * 13))
 
 
 _linear_op.register_autograd(_linear_backward_with(_linear_op), setup_context=_linear_setup)
 
 
-class _LinearFunction(torch.autograd.Function):
-    """The same operation as an autograd Function, for eager calls (see :func:`_eager`)."""
-
-    forward = staticmethod(_linear_forward)
-    setup_context = staticmethod(_linear_setup)
-    backward = staticmethod(_linear_backward_with(_linear_forward))
+_LinearFunction = _function("_LinearFunction", _linear_forward, _linear_setup, _linear_backward_with(_linear_forward))
 
 
 def linear_cross_entropy(
@@ -498,7 +556,10 @@ def linear_cross_entropy(
     ``hidden`` is ``(n, D)``, ``weight`` ``(V, D)``, ``labels`` ``(n,)``;
     differentiable with respect to ``hidden``, ``weight`` and ``bias``.
     ``upcast`` computes the products of bfloat16/float16 inputs in float32.
+    Labels of any integer dtype are compared with ``ignore_index`` as integers
+    of unbounded range.
     """
+    labels, ignore_index = rows.index_labels(labels, ignore_index)
     grad_on = torch.is_grad_enabled()
     need_hidden = grad_on and hidden.requires_grad
     need_weight = grad_on and (weight.requires_grad or (bias is not None and bias.requires_grad))

@@ -430,7 +430,8 @@ static int L(sparse_finish)(const L(sparse_ctx)* c, int64_t i, double mx, double
     double smooth = eps != 0.0 ? eps * inv_v * (c->wsum * shift + dsum) : 0.0;
     c->loss[i] = (1.0 - eps) * wy * nll + smooth + c->z * lse * lse;
     double scale = c->row_scale ? c->row_scale[i] : 1.0;
-    *coef = scale * ((1.0 - eps) * wy + eps * inv_v * c->wsum + 2.0 * c->z * lse);
+    /* the smoothing terms only with smoothing: 0 * an infinite class weight would make every row NaN */
+    *coef = scale * ((1.0 - eps) * wy + (eps != 0.0 ? eps * inv_v * c->wsum : 0.0) + 2.0 * c->z * lse);
     *off = scale * eps * inv_v;
     *tcoef = scale * (1.0 - eps) * wy;
     return 0;
@@ -466,7 +467,7 @@ static int L(group_finish)(const L(sparse_ctx)* c, int64_t i0, const T* xt, cons
         vl live = keep[h] != 0.0;
         loss = ce_vsel(live, loss, DSPLAT(0.0));
         memcpy(c->loss + i0 + k0, &loss, sizeof loss);
-        vd cf = scale * ((1.0 - eps) * wy[h] + eps * inv_v * c->wsum + 2.0 * c->z * lse);
+        vd cf = scale * ((1.0 - eps) * wy[h] + (eps != 0.0 ? eps * inv_v * c->wsum : 0.0) + 2.0 * c->z * lse);
         vd of = scale * eps * inv_v + DSPLAT(0.0), tc = scale * (1.0 - eps) * wy[h];
         cf = ce_vsel(live, cf, DSPLAT(0.0));
         of = ce_vsel(live, of, DSPLAT(0.0));
@@ -482,6 +483,7 @@ static void L(sparse_task)(void* p, int64_t begin, int64_t end, int64_t* bad) {
     const L(sparse_ctx)* c = (const L(sparse_ctx)*)p;
     int64_t v = c->v;
     int need_dsum = c->eps != 0.0;
+    const T* gw = need_dsum ? c->cw : 0; /* class weights enter the gradient only through smoothing's off w */
     if (v <= SHORT) {
         T buf[2 * SHORT * GROUP];
         double mx[GROUP], rest[GROUP], dsum[GROUP], shift[GROUP], coef[GROUP], off[GROUP], tcoef[GROUP];
@@ -504,7 +506,7 @@ static void L(sparse_task)(void* p, int64_t begin, int64_t end, int64_t* bad) {
             if (sizeof(T) == sizeof(float) && cnt == GROUP &&
                 !L(group_finish)(c, i0, xt, mx, shift, dsum, badk, coef, off, tcoef, t)) {
                 for (int64_t k = 0; k < GROUP; k++) write[k] = 1;
-                if (c->grad) L(group_grad)(xt, v, cnt, mx, shift, coef, off, c->cw, t, tcoef, write, c->grad + i0 * v);
+                if (c->grad) L(group_grad)(xt, v, cnt, mx, shift, coef, off, gw, t, tcoef, write, c->grad + i0 * v);
                 continue;
             }
             for (int64_t k = 0; k < GROUP; k++) {
@@ -523,7 +525,7 @@ static void L(sparse_task)(void* p, int64_t begin, int64_t end, int64_t* bad) {
                 t[k] = y;
                 write[k] = 1;
             }
-            if (c->grad) L(group_grad)(xt, v, cnt, mx, shift, coef, off, c->cw, t, tcoef, write, c->grad + i0 * v);
+            if (c->grad) L(group_grad)(xt, v, cnt, mx, shift, coef, off, gw, t, tcoef, write, c->grad + i0 * v);
         }
         return;
     }
@@ -541,7 +543,7 @@ static void L(sparse_task)(void* p, int64_t begin, int64_t end, int64_t* bad) {
             ++*bad;
             continue;
         }
-        if (c->grad) L(grad_row)(r, v, mx, shift, coef, off, c->cw, y, tcoef, c->grad + i * v);
+        if (c->grad) L(grad_row)(r, v, mx, shift, coef, off, gw, y, tcoef, c->grad + i * v);
     }
 }
 

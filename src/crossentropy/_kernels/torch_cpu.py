@@ -1,7 +1,8 @@
 """The fused C kernels for CPU torch tensors (private): the same functions as :mod:`.triton_ce`.
 
-CPU tensors are handed to the C kernels as NumPy views (no copy for
-contiguous float32/float64 tensors); bfloat16 and float16 logits are
+CPU tensors are handed to the C kernels as pointers (no copy for
+contiguous float32/float64 tensors; the fused loss of :func:`value_and_grad_`
+through NumPy views); bfloat16 and float16 logits are
 computed in float32 (as PyTorch accumulates them) and the gradient is
 written back in their dtype. When a batch holds an invalid row (the kernel
 refuses the whole batch), :mod:`.torch_ops` computes it instead, so invalid
@@ -12,7 +13,6 @@ Importing this module imports torch.
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from .. import _kernels as binding
@@ -91,23 +91,41 @@ def value_and_grad_(
     return torch.from_numpy(losses).to(x.dtype)
 
 
+def _ptr(t: torch.Tensor | None) -> int | None:
+    return None if t is None else t.data_ptr()
+
+
+def _suffix(x: torch.Tensor) -> str:
+    return "f32" if x.dtype == torch.float32 else "f64"
+
+
 def row_stats(
     logits: torch.Tensor, *, class_weight: torch.Tensor | None, need_dsum: bool
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per row: max ``m``, ``s = sum exp(x - m)`` and ``d = sum_j w_j (m - x_j)``; see :func:`.torch_ops.row_stats`."""
-    _n, v = logits.shape
+    n, v = logits.shape
     x = _work(logits)
-    if v == 0:
+    kernel = binding.raw(f"ce_row_stats_{_suffix(x)}")
+    if v == 0 or kernel is None:
         return torch_ops.row_stats(logits, class_weight=class_weight, need_dsum=need_dsum)
-    cw = None if class_weight is None else class_weight.detach().to(x.dtype).contiguous().numpy()
-    stats = binding.row_stats(x.numpy(), class_weight=cw, need_dsum=need_dsum)
-    if stats is None:
-        return torch_ops.row_stats(logits, class_weight=class_weight, need_dsum=need_dsum)
-    mx, rest, dsum = (
-        None if a is None else torch.from_numpy(np.asarray(a, dtype=np.float64)).to(x.dtype) for a in stats
+    cw = None if class_weight is None else class_weight.detach().to(x.dtype).contiguous()
+    stats = torch.empty((3 if need_dsum else 2, n), dtype=torch.float64)
+    dsum = stats[2] if need_dsum else None
+    bad = kernel(
+        x.data_ptr(),
+        n,
+        v,
+        _ptr(cw),
+        int(need_dsum),
+        _ptr(stats[0]),
+        _ptr(stats[1]),
+        _ptr(dsum),
+        binding.threads_for(n * v),
     )
-    assert mx is not None and rest is not None
-    return mx, 1.0 + rest, torch.zeros_like(mx) if dsum is None else dsum
+    if bad:  # a NaN or +inf logit: PyTorch's NaN for that row
+        return torch_ops.row_stats(logits, class_weight=class_weight, need_dsum=need_dsum)
+    stats = stats.to(x.dtype)
+    return stats[0], stats[1].add_(1.0), stats[2] if need_dsum else torch.zeros_like(stats[0])
 
 
 def softmax_grad(
@@ -127,27 +145,29 @@ def softmax_grad(
     if not (n and v):
         return
     x = _work(logits)
-    direct = grad.dtype == x.dtype and grad.is_contiguous()
-    buffer = grad if direct else torch.empty_like(x)
-
-    def host(t: torch.Tensor) -> np.ndarray:
-        return t.detach().to(torch.float64).contiguous().numpy()
-
-    cw = None if class_weight is None else class_weight.detach().to(x.dtype).contiguous().numpy()
-    written = binding.softmax_grad(
-        x.numpy(),
-        host(m),
-        host(log_s),
-        host(coef),
-        target_col.detach().to(torch.int64).contiguous().numpy(),
-        host(target_coef),
-        off=host(off),
-        class_weight=cw,
-        grad_out=buffer.numpy(),
-    )
-    if not written:
+    kernel = binding.raw(f"ce_softmax_grad_{_suffix(x)}")
+    if kernel is None:
         torch_ops.softmax_grad(
             logits, m, log_s, coef, target_col, target_coef, off=off, class_weight=class_weight, grad=grad
         )
-    elif buffer is not grad:
+        return
+    direct = grad.dtype == x.dtype and grad.is_contiguous()
+    buffer = grad if direct else torch.empty_like(x)
+    per_row = torch.stack(
+        [torch.broadcast_to(a.detach(), (n,)).to(torch.float64) for a in (m, log_s, coef, off, target_coef)]
+    )
+    cols = torch.broadcast_to(target_col.detach(), (n,)).to(torch.int64).contiguous()
+    cw = None if class_weight is None else class_weight.detach().to(x.dtype).contiguous()
+    kernel(
+        x.data_ptr(),
+        n,
+        v,
+        *(_ptr(row) for row in per_row[:4]),
+        _ptr(cw),
+        _ptr(cols),
+        _ptr(per_row[4]),
+        buffer.data_ptr(),
+        binding.threads_for(n * v),
+    )
+    if buffer is not grad:
         grad.copy_(buffer)

@@ -125,9 +125,9 @@ def _write_grad_row(
         if SOFTCAP:
             x = softcap * (2.0 * tl.sigmoid(2.0 * raw / softcap) - 1.0)
         g = coef * tl.exp((x - m) - log_s)
-        if HAS_CLASS_WEIGHT:
+        if HAS_CLASS_WEIGHT:  # off is 0 without smoothing, where an infinite weight must not make NaN
             w = tl.load(class_weight_ptr + cols, mask=mask, other=0.0).to(ACC)
-            g = g - off * w
+            g = g - tl.where(off == 0, 0.0, off * w)
         else:
             g = g - off
         g = tl.where(cols == target, g - target_coef, g)
@@ -157,6 +157,7 @@ def _ce_kernel(
     smoothing_: fp64,  # type: ignore[valid-type]
     z_loss_: fp64,  # type: ignore[valid-type]
     softcap_: fp64,  # type: ignore[valid-type]
+    HAS_IGNORE: tl.constexpr,
     HAS_CLASS_WEIGHT: tl.constexpr,
     HAS_GRAD: tl.constexpr,
     NEED_DSUM: tl.constexpr,
@@ -170,7 +171,9 @@ def _ce_kernel(
     softcap = (softcap_ + tl.zeros((), tl.float64)).to(ACC)
     base = logits_ptr + row * row_stride
     label = tl.load(labels_ptr + row).to(tl.int64)
-    valid = label != ignore_index
+    valid = label == label
+    if HAS_IGNORE:
+        valid = label != ignore_index
     in_range = (label >= 0) & (label < n_cols)
     m, s, d, w_sum, bad = _row_statistics(
         base, n_cols, class_weight_ptr, softcap, HAS_CLASS_WEIGHT, NEED_DSUM, SOFTCAP, ACC, BLOCK
@@ -195,7 +198,9 @@ def _ce_kernel(
     if HAS_GRAD:
         scale = tl.load(scale_ptr + row * scale_stride).to(ACC)
         scale = tl.where(valid, scale, 0.0)
-        coef = scale * ((1.0 - smoothing) * w_y + smoothing / n_cols * w_sum + 2.0 * z_loss * lse)
+        coef = scale * ((1.0 - smoothing) * w_y + 2.0 * z_loss * lse)
+        if NEED_DSUM:  # only with smoothing: 0 * an infinite class weight would make every row NaN
+            coef += scale * (smoothing / n_cols * w_sum)
         _write_grad_row(
             base,
             grad_ptr + row * grad_stride,
@@ -327,12 +332,13 @@ def value_and_grad_(
         grad if grad is not None else logits,
         grad.stride(0) if grad is not None else 0,
         scale,
-        1 if scale.ndim else 0,
+        scale.stride(0) if scale.ndim else 0,  # an expanded incoming gradient has stride 0
         v,
-        -(2**62) if ignore_index is None else ignore_index,
+        0 if ignore_index is None else ignore_index,
         smoothing,
         z_loss,
         softcap or 1.0,
+        HAS_IGNORE=ignore_index is not None,
         HAS_CLASS_WEIGHT=class_weight is not None,
         HAS_GRAD=grad is not None,
         NEED_DSUM=smoothing > 0,

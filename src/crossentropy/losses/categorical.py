@@ -114,11 +114,6 @@ def _losses(
     return Losses(values, class_weight=None if w is None else xp.sum(y * w, axis=ax))
 
 
-def _last_axis(x: object, axis: int) -> bool:
-    ndim = getattr(x, "ndim", 0)
-    return ndim >= 1 and normalize_axis(axis, ndim, "y_pred") == ndim - 1
-
-
 @refuses_masked_arrays
 @quiet
 def categorical_cross_entropy(
@@ -194,7 +189,7 @@ def categorical_cross_entropy(
             y_true,
             y_pred,
             convention=conv,
-            last_axis=_last_axis(y_pred, axis),
+            axis=axis,
             class_weight=class_weight,
             label_smoothing=ls,
             check_sums=validate,

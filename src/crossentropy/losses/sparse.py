@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from types import ModuleType
-from typing import Any
+from typing import Any, NamedTuple
 
 import array_api_compat
 import numpy as np
@@ -12,7 +12,15 @@ from .. import _dispatch
 from .. import conventions as _conv
 from .._namespace import asarray, float_dtypes, namespace, normalize_axis, quiet, refuses_masked_arrays, to_dtype
 from .._special import log_softmax, logsumexp, targets_grad
-from .._validation import InputError, check_labels, check_logits, check_nonnegative, check_probabilities, to_numpy
+from .._validation import (
+    InputError,
+    check_labels,
+    check_logits,
+    check_nonnegative,
+    check_probabilities,
+    ignored,
+    to_numpy,
+)
 from ._inputs import Losses, along, arrays, check_rows, class_vector, input_dtype, options, sample_weight_like
 from ._reduction import reduce_losses, scale
 from .categorical import log_q
@@ -38,9 +46,26 @@ def _take(xp: ModuleType, x: Array, labels: Array, ax: int) -> Array:
     return xp.sum(xp.where(xp.expand_dims(labels, axis=ax) == classes, x, 0.0), axis=ax)
 
 
-def _index_labels(xp: ModuleType, labels: Array) -> Array:
-    """Labels as the namespace's default index dtype (torch gathers only with int64)."""
-    return labels if labels.dtype == xp.int64 else xp.astype(labels, xp.int64)
+class _Labels(NamedTuple):
+    """Integer labels ready to index: ``index`` holds int64 class indices (0 where ignored), ``valid`` the
+    samples that are not ignored (None when no label can equal ``ignore_index``)."""
+
+    index: Array
+    valid: Array | None
+
+
+def _index_labels(xp: ModuleType, labels: Array, ignore_index: int | None) -> _Labels:
+    """Labels as int64 indices (torch gathers only with int64) with the ignored ones set to 0.
+
+    Which labels are ignored is decided on the labels' own dtype, comparing as
+    unbounded integers (:func:`crossentropy._validation.ignored`), before the
+    cast: a uint64 label and an ``ignore_index`` at or above 2**63 stay apart.
+    """
+    valid = ignored(xp, labels, ignore_index)
+    if valid is not None:
+        valid = ~valid
+    index = labels if labels.dtype == xp.int64 else xp.astype(labels, xp.int64)
+    return _Labels(index if valid is None else xp.where(valid, index, 0), valid)
 
 
 def _inputs(
@@ -53,7 +78,7 @@ def _inputs(
     ignore_index: int | None,
     conv: _conv.Convention,
     validate: bool,
-) -> tuple[ModuleType, Array, Array, Array | None, Array | None, int, Any, Any]:
+) -> tuple[ModuleType, _Labels, Array, Array | None, Array | None, int, Any, Any]:
     """Convert and check the inputs of a loss with integer labels (and of its gradient)."""
     xp, (t, x, cw, sw) = arrays(
         ("labels", labels),
@@ -85,22 +110,20 @@ def _inputs(
             check_probabilities(xp, xf, "y_pred")
             check_rows(xp, conv, xf, "y_pred", ax, dtype, validate)
     cw = class_vector(xp, None if cw is None else to_dtype(xp, cw, compute), "class_weight", num_classes, validate)
-    return xp, _index_labels(xp, t), xf, cw, sw, ax, out, dtype
+    return xp, _index_labels(xp, t, ignore_index), xf, cw, sw, ax, out, dtype
 
 
 def _losses(
     xp: ModuleType,
     conv: _conv.Convention,
-    labels: Array,
+    labels: _Labels,
     log_probs: Array,
     cw: Array | None,
     ax: int,
     label_smoothing: float,
-    ignore_index: int | None,
 ) -> Losses:
     """``(1 - eps) w_y (-log q_y) + eps / C sum_c w_c (-log q_c)`` per sample."""
-    valid = None if ignore_index is None else labels != ignore_index
-    safe = labels if valid is None else xp.where(valid, labels, 0)
+    safe, valid = labels
     nll = 0.0 - _take(xp, log_probs, safe, ax)
     weight = None if cw is None else xp.reshape(xp.take(cw, xp.reshape(safe, (-1,))), tuple(safe.shape))
     inside = weight is not None and not conv.class_weight_as_sample_weight
@@ -137,11 +160,6 @@ def _options(
     if ignore_index is not None and (isinstance(ignore_index, bool) or not isinstance(ignore_index, (int, np.integer))):
         raise InputError(f"ignore_index must be an integer or None, got {ignore_index!r}")
     return conv, ls, z, int(ignore_index) if ignore_index is not None else conv.default_ignore_index
-
-
-def _last_axis(x: object, axis: int) -> bool:
-    ndim = getattr(x, "ndim", 0)
-    return ndim >= 1 and normalize_axis(axis, ndim, "y_pred") == ndim - 1
 
 
 @refuses_masked_arrays
@@ -233,7 +251,7 @@ def sparse_categorical_cross_entropy(
             labels,
             y_pred,
             convention=conv,
-            last_axis=_last_axis(y_pred, axis),
+            axis=axis,
             ignore_index=ignore,
             class_weight=class_weight,
             label_smoothing=ls,
@@ -249,7 +267,7 @@ def sparse_categorical_cross_entropy(
         labels, y_pred, class_weight, sample_weight, axis, from_logits, ignore, conv, validate
     )
     log_probs = log_q(xp, conv, x, ax, dtype, from_logits, sparse=True)
-    losses = _losses(xp, conv, t, log_probs, cw, ax, ls, ignore)
+    losses = _losses(xp, conv, t, log_probs, cw, ax, ls)
     if z > 0:
         penalty = z * logsumexp(xp, x, ax) ** 2
         losses.values = losses.values + (penalty if losses.valid is None else xp.where(losses.valid, penalty, 0.0))
@@ -275,8 +293,7 @@ def _reference_grad(
         labels, y_pred, class_weight, sample_weight, axis, from_logits, ignore, conv, validate
     )
     num_classes = x.shape[ax]
-    valid = None if ignore is None else t != ignore
-    safe = t if valid is None else xp.where(valid, t, 0)
+    safe, valid = t
     classes = along(xp, xp.arange(num_classes, device=array_api_compat.device(x)), ax, x.ndim)
     onehot = xp.astype(xp.expand_dims(safe, axis=ax) == classes, x.dtype)
     a = conv.smooth_categorical(onehot, ls, num_classes)
@@ -309,34 +326,28 @@ def _fused_value_and_grad(
     validate: bool,
     out: Any,
 ) -> tuple[Array, Array] | None:
-    """Loss and gradient in one pass of a fused kernel, or None where none applies."""
-    if not (isinstance(logits, np.ndarray) and isinstance(labels, np.ndarray) and labels.dtype.kind in "iu"):
+    """Loss and gradient in one pass of a fused kernel, or None where the dispatcher picks none."""
+    if not _dispatch.takes_value_and_grad(labels, logits, convention=conv, axis=axis, out=out):
         return None
-    if logits.ndim < 1 or labels.shape != logits.shape[:-1] or not _last_axis(logits, axis) or logits.shape[-1] == 0:
-        return None
-    if out is not None and not isinstance(out, np.ndarray):
-        return None
+    assert isinstance(logits, np.ndarray)
     try:
         xp, t, _, cw, sw, _, _, _ = _inputs(
             labels, logits, class_weight, sample_weight, axis, True, ignore, conv, False
         )
         if validate and cw is not None and not np.all(np.isfinite(cw) & (cw >= 0)):
             return None  # the reference path reports the weights, in its own order of checks
-        valid = None if ignore is None else t != ignore
-        safe = t if valid is None else np.where(valid, t, 0)
+        safe, valid = t
         weight = None if cw is None else cw[np.clip(safe, 0, logits.shape[-1] - 1)]
-        shape = Losses(np.ones(t.shape), class_weight=weight, valid=valid)
-        row_scale = np.broadcast_to(scale(xp, conv, "sparse", shape, sw, reduction, validate), t.shape)
+        shape = Losses(np.ones(safe.shape), class_weight=weight, valid=valid)
+        row_scale = np.broadcast_to(scale(xp, conv, "sparse", shape, sw, reduction, validate), safe.shape)
     except InputError:
         return None
     grad = np.empty_like(logits) if out is None else out
-    if not grad.flags.c_contiguous or grad.shape != logits.shape or grad.dtype != logits.dtype:
-        return None
     values = _dispatch.sparse_value_and_grad(
         labels,
         logits,
         convention=conv,
-        last_axis=True,
+        axis=axis,
         ignore_index=ignore,
         class_weight=None if conv.class_weight_as_sample_weight else cw,
         label_smoothing=ls,
@@ -350,7 +361,7 @@ def _fused_value_and_grad(
             _inputs(labels, logits, class_weight, sample_weight, axis, True, ignore, conv, True)
             raise InputError("invalid logits or labels: the gradient could only be partly written into out")
         return None
-    losses = Losses(values.reshape(t.shape), class_weight=weight, valid=valid)
+    losses = Losses(values.reshape(safe.shape), class_weight=weight, valid=valid)
     return reduce_losses(xp, conv, "sparse", losses, sw, reduction, logits.dtype, validate), grad
 
 
