@@ -629,10 +629,11 @@ def prepare_distillation() -> None:
 
 def torch_distillation(student: Any, teacher: Any, **options: Any) -> tuple[Any, Any]:
     """Per-row divergence of the student's and the teacher's rows ``(n, V)`` on the kernel for their device:
-    ``(values, aux)`` of :func:`crossentropy._kernels.distill_autograd.distill` (differentiable with respect to
-    ``student``; nothing is read back to the host)."""
+    ``(values, aux)`` of :func:`crossentropy._kernels.distill_autograd.distill` (differentiable in ``student``,
+    to any order, under ``torch.func`` too; nothing is read back to the host)."""
     from ._kernels import distill_autograd
 
+    options["transformed"] = transformed()  # a torch.func transform: operations it sees through
     return distill_autograd.distill(kl_kernel("distill", student), student, teacher, **options)
 
 
@@ -643,14 +644,13 @@ N x D x V = 1024 x 1024 x 128256, 1 GiB blocks took 29 s against 41 s for 256 Mi
 
 
 def torch_linear_distillation(h_s: Any, w_s: Any, h_t: Any, w_t: Any, **options: Any) -> tuple[Any, Any]:
-    """The divergence of two models' logits from hidden states and LM-head weights, over blocks of rows holding
-    about :data:`DISTILL_BLOCK_BYTES` of both models' logits
-    (:func:`crossentropy._kernels.distill_autograd.linear_distill`)."""
+    """:func:`crossentropy._kernels.distill_autograd.linear_distill` over blocks of :data:`DISTILL_BLOCK_BYTES`."""
     from ._kernels import distill_autograd
 
     least = 4 if options.get("upcast") else 1  # upcast: the blocks of bfloat16/float16 weights are float32
     row_bytes = w_s.shape[0] * (max(w_s.element_size(), least) + max(w_t.element_size(), least))
     chunk = max(1, DISTILL_BLOCK_BYTES // max(1, row_bytes))
+    options["transformed"] = transformed()
     return distill_autograd.linear_distill(kl_kernel("linear_distill", h_s), h_s, w_s, h_t, w_t, chunk=chunk, **options)
 
 

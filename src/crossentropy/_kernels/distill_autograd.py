@@ -37,7 +37,8 @@ from typing import Any, cast
 
 import torch
 
-from .autograd import _eager, _huge, _kernel
+from . import kl_ops
+from .autograd import _differentiable, _eager, _huge, _kernel
 from .kl_ops import work_dtype
 
 __all__ = ["distill", "linear_distill"]
@@ -154,6 +155,21 @@ def _distill_backward_with(grad: Any) -> Any:
         student, teacher, keep, aux, stats = ctx.saved_tensors
         if not ctx.needs_input_grad[0]:
             return (None,) * 8
+        if torch.is_grad_enabled():  # create_graph=True: a gradient autograd can differentiate again
+            _, divergence, beta, temperature, teacher_probs = ctx.options
+
+            def values_of(x: torch.Tensor) -> torch.Tensor:
+                return kl_ops.differentiable(
+                    x,
+                    teacher,
+                    divergence=divergence,
+                    beta=beta,
+                    temperature=temperature,
+                    teacher_probs=teacher_probs,
+                    keep=keep,
+                )[0]
+
+            return (*_differentiable(values_of, (student,), grad_values), *([None] * 7))
         return (grad(student, teacher, keep, aux, stats, grad_values, *ctx.options), *([None] * 7))
 
     return backward
@@ -180,14 +196,29 @@ def distill(
     temperature: float = 1.0,
     teacher_probs: bool = False,
     keep: torch.Tensor | None = None,
+    transformed: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-row divergence of ``student`` and ``teacher`` ``(n, V)`` on kernel module ``kernel``, and its aux value.
 
-    Differentiable with respect to ``student`` only; rows where ``keep`` is
-    False give 0 (and no gradient). Both outputs are in the accumulation dtype
-    (float64 when either side is float64, else float32); the auxiliary value
-    (see :mod:`.kl_ops`) carries no gradient.
+    Differentiable with respect to ``student`` only, to any order (a
+    backward pass with ``create_graph=True`` differentiates
+    :func:`.kl_ops.differentiable`); rows where ``keep`` is False give 0 (and
+    no gradient). ``transformed``: a ``torch.func`` transform is active, so
+    the values come from :func:`.kl_ops.differentiable` itself, whose
+    operations the transform sees through. Both outputs are in the
+    accumulation dtype (float64 when either side is float64, else float32);
+    the auxiliary value (see :mod:`.kl_ops`) carries no gradient.
     """
+    if transformed:
+        return kl_ops.differentiable(
+            student,
+            teacher.detach(),
+            divergence=divergence,
+            beta=float(beta),
+            temperature=float(temperature),
+            teacher_probs=bool(teacher_probs),
+            keep=keep,
+        )
     op: Any = _DistillFunction.apply if _eager() else _distill_op
     values, aux, _ = op(
         student,
@@ -316,15 +347,53 @@ def _(
     return values, torch.empty_like(values), g_input, g_weight, g_bias
 
 
+def _linear_values(
+    s_in: torch.Tensor,
+    s_w: torch.Tensor,
+    s_b: torch.Tensor | None,
+    t_in: torch.Tensor,
+    t_w: torch.Tensor,
+    t_b: torch.Tensor | None,
+    keep: torch.Tensor | None,
+    row_scale: torch.Tensor | None,
+    divergence: str,
+    beta: float,
+    temperature: float,
+    upcast: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`linear_distill`'s outputs from the whole logits, as operations autograd and ``torch.func``
+    differentiate to any order (:func:`.kl_ops.differentiable`): the path where they must see through it."""
+
+    def logits(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
+        w = w.to(torch.promote_types(w.dtype, torch.float32)) if upcast else w
+        out = x.to(w.dtype) @ w.t()
+        return out if b is None else out + b.to(w.dtype)
+
+    with torch.no_grad():
+        t_logits = logits(t_in, t_w, t_b)
+    values, aux = kl_ops.differentiable(
+        logits(s_in, s_w, s_b),
+        t_logits,
+        divergence=divergence,
+        beta=beta,
+        temperature=temperature,
+        teacher_probs=False,
+        keep=keep,
+    )
+    if row_scale is None:
+        return values, aux
+    scale = torch.broadcast_to(row_scale.to(values.dtype), values.shape)
+    return (values * scale).sum(), (aux * scale).sum()
+
+
 def _linear_setup(ctx: Any, inputs: tuple[Any, ...], output: tuple[torch.Tensor, ...]) -> None:
-    s_in, s_w, s_b, t_in, t_w, t_b, keep, _, kernel, divergence, beta, temperature, chunk, per_row = inputs[:14]
+    s_in, s_w, s_b, t_in, t_w, t_b, keep, row_scale, kernel, divergence, beta, temperature, chunk, per_row = inputs[:14]
     ctx.per_row = per_row
     ctx.has_bias = s_b is not None
     ctx.options = (kernel, divergence, beta, temperature, chunk, inputs[16])
-    if per_row:  # the gradients depend on the incoming one per row: recompute them in the backward pass
-        ctx.save_for_backward(s_in, s_w, s_b, t_in, t_w, t_b, keep)
-    else:
-        ctx.save_for_backward(*output[2:])
+    # per row, the gradients depend on the incoming one: the backward pass recomputes them from the inputs;
+    # the inputs also serve a backward pass that records its own graph (create_graph=True)
+    ctx.save_for_backward(*output[2:], s_in, s_w, s_b, t_in, t_w, t_b, keep, row_scale)
     ctx.mark_non_differentiable(*output[1:])
 
 
@@ -333,11 +402,19 @@ def _linear_backward_with(recompute: Any) -> Any:
     traced, else the function)."""
 
     def backward(ctx: Any, grad_out: torch.Tensor, *_unused: torch.Tensor) -> tuple[Any, ...]:
+        *found, s_in, s_w, s_b, t_in, t_w, t_b, keep, row_scale = ctx.saved_tensors
+        kernel, divergence, beta, temperature, chunk, upcast = ctx.options
+        if torch.is_grad_enabled():  # create_graph=True: a gradient autograd can differentiate again
+
+            def values_of(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
+                scale = None if ctx.per_row else row_scale
+                options = (divergence, beta, temperature, upcast)
+                return _linear_values(x, w, b, t_in, t_w, t_b, keep, scale, *options)[0]
+
+            return (*_differentiable(values_of, (s_in, s_w, s_b), grad_out), *([None] * 14))
         if not ctx.per_row:
-            g_input, g_weight, g_bias = (g * grad_out.to(g.dtype) if g.numel() else None for g in ctx.saved_tensors)
+            g_input, g_weight, g_bias = (g * grad_out.to(g.dtype) if g.numel() else None for g in found)
         else:
-            s_in, s_w, s_b, t_in, t_w, t_b, keep = ctx.saved_tensors
-            kernel, divergence, beta, temperature, chunk, upcast = ctx.options
             need_input, need_weight = ctx.needs_input_grad[0], ctx.needs_input_grad[1] or ctx.needs_input_grad[2]
             _, _, g_input, g_weight, g_bias = recompute(
                 s_in,
@@ -391,6 +468,7 @@ def linear_distill(
     row_scale: torch.Tensor | None = None,
     chunk: int,
     upcast: bool = False,
+    transformed: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The divergence of ``student_input @ student_weight.T + student_bias`` from the teacher's, over row blocks.
 
@@ -399,8 +477,15 @@ def linear_distill(
     ``sum_i row_scale_i value_i`` and the same sum of the auxiliary values,
     with the gradients computed in the forward pass; without it, per-row
     values and aux values (the backward pass then recomputes). Differentiable
-    with respect to ``student_input``, ``student_weight`` and ``student_bias``.
+    with respect to ``student_input``, ``student_weight`` and ``student_bias``, to any order (a backward pass
+    with ``create_graph=True`` differentiates :func:`_linear_values`). ``transformed``: a ``torch.func``
+    transform is active, so the values come from :func:`_linear_values` itself, which forms the logits.
     """
+    if transformed:
+        options = (divergence, float(beta), float(temperature), upcast)
+        t_b = None if teacher_bias is None else teacher_bias.detach()
+        t_in, t_w = teacher_input.detach(), teacher_weight.detach()
+        return _linear_values(student_input, student_weight, student_bias, t_in, t_w, t_b, keep, row_scale, *options)
     grad_on = torch.is_grad_enabled()
     need_input = grad_on and student_input.requires_grad
     need_weight = grad_on and (

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["NAME", "backward_", "forward_", "jsd_ratios", "work_dtype"]
+__all__ = ["NAME", "backward_", "differentiable", "forward_", "jsd_ratios", "work_dtype"]
 
 NAME = "reference"
 
@@ -169,3 +169,54 @@ def backward_(
     del stats  # the statistics of the fused kernels; this path recomputes everything
     _, _, _, ps, ratio = _rows(student, teacher, divergence, beta, temperature, teacher_probs)
     grad.copy_(_grad(divergence, beta, temperature, keep, coef, aux.to(ps.dtype), ps, ratio))
+
+
+def _smooth(
+    student: torch.Tensor, teacher: torch.Tensor, divergence: str, beta: float, temperature: float, teacher_probs: bool
+) -> torch.Tensor:
+    """The per-row values in operations autograd differentiates to any order: ``log M`` from the mixture
+    itself, and each log replaced by 0 where its probability is 0 before any product, so that no NaN
+    (``0 * inf``) reaches a gradient through the branch ``torch.where`` leaves out."""
+    work = work_dtype(student.dtype, teacher.dtype)
+    lps = torch.log_softmax(student.to(work) / temperature, dim=-1)
+    t = teacher.detach().to(work)
+    lpt = torch.log(t) if teacher_probs else torch.log_softmax(t / temperature, dim=-1)
+    ps, pt = lps.exp(), lpt.exp()
+    lps0, lpt0 = torch.where(ps == 0, 0.0, lps), torch.where(pt == 0, 0.0, lpt)
+    if divergence == "forward_kl":
+        return (pt * (lpt0 - torch.where(pt == 0, 0.0, lps))).sum(-1)
+    if divergence == "reverse_kl":
+        return (ps * (lps0 - torch.where(ps == 0, 0.0, lpt))).sum(-1)
+    if beta in (0.0, 1.0):
+        return (lps0 * 0.0).sum(-1)
+    mix = beta * pt + (1.0 - beta) * ps
+    lm = torch.log(torch.where(mix == 0, 1.0, mix))
+    return (beta * pt * (lpt0 - lm) + (1.0 - beta) * ps * (lps0 - lm)).sum(-1)
+
+
+def differentiable(
+    student: torch.Tensor,
+    teacher: torch.Tensor,
+    *,
+    divergence: str,
+    beta: float,
+    temperature: float,
+    teacher_probs: bool,
+    keep: torch.Tensor | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-row ``(values, aux)`` of :func:`forward_` as torch operations differentiable to any order.
+
+    What the distillation losses compute where autograd must see through
+    them: under a ``torch.func`` transform (``grad``, ``vmap``, ``jacrev``),
+    whose tensors have no storage for a kernel to read, and in a backward pass
+    that records its own graph (``create_graph=True``: gradient penalties,
+    meta-gradients). The values are :func:`forward_`'s, to the last bit; their
+    derivatives, of every order, are those of :func:`_smooth`, the same
+    function written for autograd (``values + (smooth - stop_gradient(smooth))``).
+    """
+    values, aux, _, _, _ = _rows(student.detach(), teacher, divergence, beta, temperature, teacher_probs)
+    smooth = _smooth(student, teacher, divergence, beta, temperature, teacher_probs)
+    values = values + torch.where(smooth.detach().isfinite(), smooth - smooth.detach(), 0.0)  # inf stays inf
+    if keep is not None:
+        values, aux = torch.where(keep, values, 0.0), torch.where(keep, aux, 0.0)
+    return values, aux
