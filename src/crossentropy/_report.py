@@ -18,7 +18,11 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 from . import __version__, plot
+from .scoring import TOP_CLASSES
+from .scoring import top_classes as top_classes_of
 
 __all__ = ["render"]
 
@@ -57,9 +61,10 @@ def _png(draw: Callable[[Any], Any], size: tuple[float, float] = (6.4, 4.0)) -> 
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=size, layout="constrained")
-    draw(fig.add_subplot())
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110)
+    with np.errstate(all="ignore"):  # axis limits near the float range (a loss of 1e308) overflow in matplotlib
+        draw(fig.add_subplot())
+        fig.savefig(buffer, format="png", dpi=110)
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
@@ -214,7 +219,13 @@ observed frequency.</li>
 """
 
 
-def render(summary: Mapping[str, Any], result: Mapping[str, Any], *, generated: str | None = None) -> str:
+def render(
+    summary: Mapping[str, Any],
+    result: Mapping[str, Any],
+    *,
+    generated: str | None = None,
+    top_classes: int = TOP_CLASSES,
+) -> str:
     """The report as an HTML string.
 
     Parameters
@@ -226,6 +237,11 @@ def render(summary: Mapping[str, Any], result: Mapping[str, Any], *, generated: 
         The scorer's result (:func:`crossentropy.scoring.score_file`).
     generated : str, optional
         The time stamp shown in the header (default: now, in UTC).
+    top_classes : int, optional
+        The per-class table and figure show the classes with the largest
+        share of the total loss, this many, and sum the others in one row
+        (:func:`crossentropy.scoring.top_classes`; 0: every class), so the
+        report's size and time do not grow with the number of classes.
 
     Returns
     -------
@@ -236,8 +252,10 @@ def render(summary: Mapping[str, Any], result: Mapping[str, Any], *, generated: 
     unit = str(r.get("unit", "nats"))
     when = generated or datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     calibration = r.get("calibration", {"bins": [], "ece": math.nan, "kind": ""})
-    per_class = r.get("per_class", [])
-    total = sum(int(c.get("count", 0)) for c in per_class) or 1
+    every_class = r.get("per_class", [])
+    total = sum(int(c.get("count", 0)) for c in every_class) or 1
+    view = top_classes_of(every_class, top_classes)
+    per_class = view["shown"]
     class_rows = [
         [
             html.escape(str(c["class"])),
@@ -248,7 +266,7 @@ def render(summary: Mapping[str, Any], result: Mapping[str, Any], *, generated: 
             _percent(c.get("recall")),
             _num(c.get("mean_loss"), unit),
         ]
-        for c in per_class
+        for c in per_class + ([view["rest"]] if view["rest"] else [])
     ]
     bins = calibration.get("bins", [])
     bin_rows = [
@@ -273,6 +291,7 @@ def render(summary: Mapping[str, Any], result: Mapping[str, Any], *, generated: 
         "<h2>How to read this</h2>",
         HOW_TO_READ.format(unit=html.escape(unit)),
         "<h2>Per class</h2>",
+        f"<p>Shown: {html.escape(view['rule'])}.</p>" if view["rest"] else "",
         _table(
             ["class", "rows", "share", "predicted", "precision", "recall", f"mean loss ({unit})"],
             class_rows,
@@ -284,7 +303,8 @@ def render(summary: Mapping[str, Any], result: Mapping[str, Any], *, generated: 
             _figure(
                 _png(lambda ax: plot.per_class_loss(per_class, unit=unit, ax=ax)),
                 f"Bar chart of the mean loss of each class, in {unit}",
-                "Mean loss of the rows of each true class: a tall bar is a class the model finds hard.",
+                "Mean loss of the rows of each true class: a tall bar is a class the model finds hard."
+                + (f" Shown: {html.escape(view['rule'])}." if view["rest"] else ""),
             )
         )
     sections += [

@@ -126,6 +126,12 @@ def run(
     """Score the text or JSONL file at ``path``: rolling windows, batches of ``batch_size``, the metrics.
 
     A text file is read ``piece_bytes`` at a time (default :data:`PIECE_BYTES`).
+
+    Raises
+    ------
+    InputError
+        Besides the text's own errors: nothing to score (an empty file, a JSONL
+        file whose documents are all empty, or none at all).
     """
     piece_bytes = PIECE_BYTES if piece_bytes is None else piece_bytes
     if not 1 <= stride <= context:
@@ -180,4 +186,17 @@ def run(
         bytes=sum(d.bytes for d in documents),
         words=sum(d.words for d in documents),
     )
+    if not total.tokens:
+        name = os.fspath(path)
+        if not jsonl:
+            what = f"{name} is empty" if not total.bytes else f"{name} gives no token"
+        else:
+            what = (
+                f"{name} holds no document (every line is blank)"
+                if not documents
+                else f"the document of {name} is empty"
+                if len(documents) == 1
+                else f"all {len(documents)} documents of {name} are empty"
+            )
+        raise InputError(f"nothing to score: {what}")
     return PerplexityReport(total, documents if jsonl else None, context, stride, prefix)

@@ -29,6 +29,7 @@ from .._validation import InputError
 
 __all__ = [
     "MARGIN",
+    "MAX_DOCUMENT_BYTES",
     "PIECE_BYTES",
     "WHITESPACE",
     "Encode",
@@ -40,6 +41,9 @@ __all__ = [
 
 PIECE_BYTES = 1 << 20
 """Bytes of a plain text file read, decoded and encoded at a time."""
+
+MAX_DOCUMENT_BYTES = 1 << 28
+"""The longest line of a JSONL file (one document) read: 256 MiB."""
 
 MARGIN = 256
 """Characters of context kept on either side of where the encoding of one piece hands over to the next."""
@@ -153,15 +157,21 @@ def text_tokens(pieces: Iterable[str], encode: Encode, *, max_carry: int = 16 * 
 
 
 def jsonl_documents(path: str | os.PathLike[str], text_field: str) -> Iterator[tuple[str, str, int]]:
-    """``(name, text, bytes_read)`` for each line of a JSONL file (blank lines skipped)."""
+    """``(name, text, bytes_read)`` for each line of a JSONL file (blank lines skipped).
+
+    A line longer than :data:`MAX_DOCUMENT_BYTES` is an error, found after
+    reading that many bytes of it, not the whole line.
+    """
     with open(path, "rb") as handle:
-        for number, raw in enumerate(handle, start=1):
+        for number, raw in enumerate(iter(lambda: handle.readline(MAX_DOCUMENT_BYTES + 1), b""), start=1):
+            where = f"{os.fspath(path)}, line {number}"
+            if len(raw) > MAX_DOCUMENT_BYTES:
+                raise InputError(f"{where}: longer than {MAX_DOCUMENT_BYTES >> 20} MiB; a document is one line")
             if not raw.strip():
                 continue
-            where = f"{os.fspath(path)}, line {number}"
             try:
                 record = json.loads(raw)
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            except (ValueError, RecursionError) as exc:  # not JSON, not UTF-8, nested too deeply, a 5000-digit number
                 raise InputError(f"{where}: not a JSON object: {exc}") from None
             text = record.get(text_field) if isinstance(record, dict) else None
             if not isinstance(text, str):

@@ -24,7 +24,7 @@ from .._special import log_sigmoid, softmax
 from .._validation import InputError
 from ..losses import binary_cross_entropy, sparse_categorical_cross_entropy
 from .bootstrap import Bootstrap
-from .checks import Cells, Problem, RowChecks, Tally, check_options
+from .checks import Cells, Problem, RowChecks, Tally, check_options, renormalized
 from .options import Columns, Layout, ScoreOptions
 from .statistics import Calibration, Classes, LossHistogram, LossSums, Rows, Statistic
 
@@ -174,7 +174,7 @@ class Scorer:
         o, layout = self.options, self.layout
         m = labels.shape[0]
         if o.renormalize and not layout.binary and not layout.from_logits:
-            preds = preds / preds.sum(axis=1, keepdims=True)
+            preds = renormalized(preds)
         w = np.ones(m) if weights is None else weights
         if layout.binary:
             per = binary_cross_entropy(
@@ -189,7 +189,8 @@ class Scorer:
         losses = np.asarray(per, dtype=np.float64).reshape(-1) / self._scale
         kind = "binary" if layout.binary else "sparse"
         terms = np.asarray(self.checks.convention.denominator_terms(kind, w, np.ones(m)), dtype=np.float64)
-        probs = self._probabilities(preds)
+        with np.errstate(over="ignore"):  # logits of +-1e308: x - max overflows to -inf, whose exp is exactly 0
+            probs = self._probabilities(preds)
         positions = None
         if self.origin is not None:
             positions = self.origin + first + (index if index is not None else np.arange(m))
@@ -197,7 +198,7 @@ class Scorer:
             classes=labels.astype(np.int64),
             losses=losses,
             weights=w,
-            weighted=np.where(w == 0, 0.0, losses * w),
+            weighted=_weighted(losses, w),
             terms=terms,
             probabilities=probs,
             predicted=(probs >= 0.5).astype(np.int64) if layout.binary else np.argmax(probs, axis=1),
@@ -248,3 +249,17 @@ class Scorer:
         out = {k: v for k, v in entry.items() if k != "offset"}
         out["row"] = None if self.origin is None or entry["row"] is None else entry["row"] + 1 + self.origin
         return out
+
+
+def _weighted(losses: Array, weights: Array) -> Array:
+    """``losses * weights``, exactly 0 where the weight is 0; InputError where a finite product overflows."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = np.where(weights == 0, 0.0, losses * weights)
+    over = np.flatnonzero(np.isinf(out) & np.isfinite(losses))
+    if over.size:
+        i = int(over[0])
+        raise InputError(
+            f"a row's loss {losses[i]:.6g} times its sample weight {weights[i]:.6g} is more than a float holds "
+            "(about 1.8e308): rescale the sample weights"
+        )
+    return np.asarray(out)
