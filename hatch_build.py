@@ -12,7 +12,8 @@ with the runtime (``runtime.c``: thread pool, CPU features):
 The loader picks the best variant the CPU supports at run time, as NumPy does.
 Environment variables read here:
 
-- ``CC``: the C compiler, with its arguments (default: ``cc``, ``gcc`` or ``clang``);
+- ``CC``: the C compiler, with its arguments (default: ``cc``, ``gcc`` or ``clang``), e.g.
+  ``CC="/path/to/zig cc -target x86_64-linux-gnu.2.28"`` (``.ci/wheels``: a wheel for glibc 2.28);
 - ``CROSSENTROPY_MARCH_NATIVE=1``: also build a ``native`` variant
   (``-march=native``, for this machine only), preferred at run time;
 - ``CROSSENTROPY_BUILD_KERNELS``: ``0`` skips the kernels (a pure-Python
@@ -68,6 +69,21 @@ def variants(machine: str | None = None) -> list[tuple[str, list[str]]]:
     return found
 
 
+def spellings(flags: list[str]) -> list[list[str]]:
+    """The ways of asking a compiler for the instruction set of ``flags``, in the order they are tried.
+
+    GCC and Clang take ``-march=x86-64-v3 -mtune=generic``; ``zig cc`` (``.ci/wheels`` builds the
+    release wheels with it) reads ``-march`` as a Zig CPU name, ``x86_64_v3``, and knows no ``generic``
+    tuning. The first spelling that compiles is used for the variant.
+    """
+    zig = [
+        f"-march={flag.removeprefix('-march=').replace('-', '_')}" if flag.startswith("-march=") else flag
+        for flag in flags
+        if not flag.startswith("-mtune=")
+    ]
+    return [flags] if zig == flags else [flags, zig]
+
+
 def _build_id(root: Path) -> str:
     spec = importlib.util.spec_from_file_location("_ce_build_id", root / KERNELS / "_build_id.py")
     assert spec is not None
@@ -99,6 +115,17 @@ def _run(cmd: list[str]) -> str | None:
     return lines[0] if lines else f"{cmd[0]} exited with status {proc.returncode}"
 
 
+def _compile(cc: list[str], tries: list[list[str]], args: list[str]) -> tuple[list[str] | None, str | None]:
+    """Compile with the first of ``tries`` (extra flags) that works: (those flags, None), or (None, the first error)."""
+    first = None
+    for extra in tries:
+        error = _run([*cc, *COMMON, *extra, *args])
+        if error is None:
+            return extra, None
+        first = first or error
+    return None, first
+
+
 def compile_kernels(root: Path) -> tuple[Path | None, str]:
     """Compile the kernels into ``_kernels/_cpu.so``; return (its path or None, a one-line account)."""
     source = root / KERNELS
@@ -110,25 +137,25 @@ def compile_kernels(root: Path) -> tuple[Path | None, str]:
     with tempfile.TemporaryDirectory() as tmp:
         objects: list[str] = []
         built: list[str] = []
+        baseline_flags: list[str] = []
         for name, flags in variants():
             obj = str(Path(tmp) / f"cpu_{name}.o")
-            cmd = [*cc, *COMMON, *flags, f"-DCE_ISA={name}", "-c", str(source / "cpu.c"), "-o", obj]
-            error = _run(cmd)
-            if error is not None and name == "baseline" and flags:
-                error = _run([*cc, *COMMON, "-DCE_ISA=baseline", "-c", str(source / "cpu.c"), "-o", obj])
-            if error is not None:
+            # the baseline falls back on the compiler's defaults: an old compiler without x86-64-v2 still builds it
+            tries = [*spellings(flags), *([[]] if name == "baseline" and flags else [])]
+            used, error = _compile(cc, tries, [f"-DCE_ISA={name}", "-c", str(source / "cpu.c"), "-o", obj])
+            if used is None:
                 if name == "baseline":
                     return None, f"compiling cpu.c failed: {error}"
                 continue  # an older compiler without this instruction set: the others still ship
+            if name == "baseline":
+                baseline_flags = used
             objects.append(obj)
             built.append(name)
         runtime = str(Path(tmp) / "runtime.o")
-        baseline_flags = dict(variants()).get("baseline", [])
         define = f'-DCE_BUILD_ID="{build_id}"'
-        error = _run([*cc, *COMMON, *baseline_flags, define, "-c", str(source / "runtime.c"), "-o", runtime])
-        if error is not None:
-            error = _run([*cc, *COMMON, define, "-c", str(source / "runtime.c"), "-o", runtime])
-        if error is not None:
+        tries = [baseline_flags, []] if baseline_flags else [[]]
+        used, error = _compile(cc, tries, [define, "-c", str(source / "runtime.c"), "-o", runtime])
+        if used is None:
             return None, f"compiling runtime.c failed: {error}"
         library = Path(tmp) / "_cpu.so"
         error = _run([*cc, "-shared", *objects, runtime, "-o", str(library), "-lm", "-lpthread"])

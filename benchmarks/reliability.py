@@ -65,7 +65,7 @@ def pytest_counts(args: list[str]) -> tuple[int, int, int, int]:
     counts = collections.Counter()
     for number, word in re.findall(r"(\d+) (passed|failed|skipped|error)", text.splitlines()[-1] if text else ""):
         counts[word] += int(number)
-    examples = sum(int(n) for n in re.findall(r"(\d+) passing examples", text))
+    examples = sum(int(n) for n in re.findall(r"(\d+) passing(?: examples|,)", text))  # old and new wording
     return counts["passed"], counts["failed"] + counts["error"], counts["skipped"], examples
 
 

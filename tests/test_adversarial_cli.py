@@ -200,7 +200,7 @@ def test_the_report_stays_the_same_size_for_20000_classes(tmp_path, capsys):
         assert code == 0, err
         page = report.read_text()
         sizes[classes] = len(page)
-        assert page.count('<th scope="row">') <= 21 + 10  # 20 classes and the rest, 10 calibration bins
+        assert page.count('<th scope="row">') <= 21 + 10 + 10  # 20 classes and the rest, 10 bins, 10 worst rows
         if classes > 20:
             assert f"the 20 of {classes:,} classes with the largest share of the total loss" in page
             assert f"{classes - 20:,} other classes" in page
@@ -277,8 +277,8 @@ def models(tmp_path_factory):
         (["truncated", "t.txt"], "cannot load a causal language model from"),
         (["bad-config", "t.txt"], "n_embd"),
         (["good", "empty.txt"], "nothing to score: {root}/empty.txt is empty"),
-        (["good", "empty.jsonl"], "nothing to score: all 2 documents of {root}/empty.jsonl are empty"),
-        (["good", "blank.jsonl"], "nothing to score: {root}/blank.jsonl holds no document"),
+        (["good", "empty.jsonl"], "nothing to score: all 2 documents are empty"),
+        (["good", "blank.jsonl"], "{root}/blank.jsonl: no document in this JSONL file (every line is blank)"),
         (["no-tokenizer", "t.txt"], "the tokenizer loaded has 1 token: the directory holds no tokenizer files"),
     ],
 )
@@ -332,7 +332,7 @@ def test_jsonl_ids_reach_the_table_as_written(models, capsys, monkeypatch):
     _no_control(out)
     code, out, _ = _run(["perplexity", models / "good", path, "--format", "json"], capsys, strict_warnings=False)
     _no_control(out)
-    assert [d["name"] for d in json.loads(out)["documents"]] == HOSTILE  # JSON keeps the data, escaped
+    assert [d["id"] for d in json.loads(out)["documents"]] == HOSTILE  # JSON keeps the data, escaped
 
 
 @pytest.mark.parametrize("fmt", ["table", "csv", "json"])

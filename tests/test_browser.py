@@ -459,6 +459,86 @@ def test_the_report_fits_the_screen(browser, size, tmp_path):
     assert errors == []
 
 
+def _scored_report(tmp_path, power: float) -> str:
+    """The report of a real score: a three-class model whose probabilities are the truth's to ``power``."""
+    pytest.importorskip("matplotlib")
+    pytest.importorskip("pyarrow")
+    import numpy as np
+
+    from crossentropy._report import render
+    from crossentropy.scoring import score_file
+
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(3000, 3)) * 1.5
+    truth = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    labels = (truth.cumsum(axis=1) > rng.uniform(size=(3000, 1))).argmax(axis=1)
+    model = truth**power / (truth**power).sum(axis=1, keepdims=True)
+    path = tmp_path / f"model-{power}.csv"
+    rows = [f"{y},{a!r},{b!r},{c!r}" for y, (a, b, c) in zip(labels, model.tolist(), strict=True)]
+    path.write_text("label,p_0,p_1,p_2\n" + "\n".join(rows) + "\n")
+    result = score_file(str(path), calibrate="temperature", worst_rows=10)
+    report = tmp_path / f"report-{power}.html"
+    report.write_text(render({}, result, generated="2026-01-02 03:04 UTC"), encoding="utf-8")
+    return report.as_uri()
+
+
+# The smallest text of each figure as the browser shows it: SVG font sizes (user units) scaled by the image's
+# displayed width over its viewBox's.
+FIGURE_TEXT = """imgs => imgs.map(img => {
+  const svg = atob(img.src.split("base64,")[1]);
+  const sizes = [...svg.matchAll(/font-size: ([0-9.]+)px/g)].map(m => Number(m[1]));
+  const box = Number(svg.match(/viewBox="0 0 ([0-9.]+)/)[1]);
+  return Math.min(...sizes) * img.getBoundingClientRect().width / box;
+})"""
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_the_report_leads_with_the_verdict_and_reads_on_a_phone(browser, size, tmp_path):
+    page, errors = _page(browser, size)
+    for power, verdict in ((3.0, "overconfident"), (0.3, "underconfident"), (1.0, "well calibrated")):
+        page.goto(_scored_report(tmp_path, power))
+        _no_horizontal_overflow(page)
+        # the verdict first: the title, then the verdict in words, then the cards; the file's facts last
+        order = page.eval_on_selector_all("main > *", "nodes => nodes.map(n => n.tagName + '.' + n.className)")
+        assert order[:3] == ["H1.", "DIV.verdict", "DIV.headline"]
+        assert order[-1] == "FOOTER."
+        said = page.inner_text(".verdict")
+        assert f"Calibration: {verdict}:" in said
+        assert sum(word in said for word in ("overconfident", "underconfident", "well calibrated")) == 1
+        if verdict == "well calibrated":  # nothing to recover, and the report says so
+            assert re.search(r"No temperature lowers the loss: [0-9.]+ nats before, [0-9.]+ nats with the", said)
+        else:
+            assert re.search(r"A temperature of [0-9.]+ would lower the loss from [0-9.]+ nats to [0-9.]+ nats", said)
+        # the calibration card: coloured, the direction in words
+        card = page.locator(".card", has_text="calibration").first
+        assert card.locator(".value").inner_text() == verdict
+        assert card.evaluate("c => getComputedStyle(c).backgroundColor") not in (
+            "rgba(0, 0, 0, 0)",
+            "rgb(255, 255, 255)",
+        )
+        # figures: SVG whose smallest text is at least 10 CSS pixels, on a phone too
+        smallest = page.eval_on_selector_all("figure img", FIGURE_TEXT)
+        assert len(smallest) == 3
+        assert min(smallest) >= 10, smallest
+        assert page.eval_on_selector_all("img", "imgs => imgs.filter(i => !i.complete || !i.naturalWidth).length") == 0
+        # the reliability diagram's caption says where the counts are
+        assert "The number at the foot of each bar is how many rows the bin holds." in page.inner_text("main")
+        # where to look next: the loss histogram on a log scale and the worst rows with their row and label
+        assert "the counts are on a log scale" in page.inner_text("main")
+        worst = page.locator("table", has=page.locator("th", has_text="P(label)"))
+        assert worst.locator("tbody tr").count() == 10
+    # the per-class table scrolls visibly on a phone: a shadow at the edge and a line saying so
+    wrap = page.locator(".table-wrap").first
+    overflowing = wrap.evaluate("w => w.scrollWidth > w.clientWidth")
+    hint = page.locator(".scroll-hint").first
+    assert overflowing == (size[0] < 600)
+    assert hint.is_visible() == overflowing
+    assert "radial-gradient" in wrap.evaluate("w => getComputedStyle(w).backgroundImage")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"report-verdict-{size[0]}.png"), full_page=True)
+    assert errors == []
+
+
 def _axe_violations(page, source):
     page.add_script_tag(content=source)
     result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
@@ -486,4 +566,6 @@ def test_axe_finds_no_serious_violations(browser, address, size, tmp_path):
     report = tmp_path / "report.html"
     report.write_text(_report_html(), encoding="utf-8")
     page.goto(report.as_uri())
+    assert _axe_violations(page, source) == []
+    page.goto(_scored_report(tmp_path, 3.0))  # the verdict, the coloured card, the worst rows
     assert _axe_violations(page, source) == []

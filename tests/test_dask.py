@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import threading
 import time
@@ -58,11 +59,19 @@ def cluster():
         yield c, client
 
 
+def _close(a, b, rel):
+    """``a`` equals ``b`` within ``rel``; a missing value (None: an empty class or bin has no mean) only equals None.
+
+    pytest.approx(None) is an error since pytest 9.
+    """
+    return a is None if b is None else a == pytest.approx(b, rel=rel)
+
+
 def _same(a, b, *, rel=1e-12):
     for key in ("rows_read", "rows_scored", "rows_rejected", "rejected", "rejected_reasons", "classes"):
         assert a[key] == b[key], key
     for key in ("mean_loss", "sum_loss", "baseline_loss", "accuracy", "total_weight"):
-        assert a[key] == pytest.approx(b[key], rel=rel), key
+        assert _close(a[key], b[key], rel), key
     for x, y in zip(a["per_class"], b["per_class"], strict=True):
         assert (x["count"], x["predicted"], x["recall"], x["precision"]) == (
             y["count"],
@@ -70,16 +79,16 @@ def _same(a, b, *, rel=1e-12):
             y["recall"],
             y["precision"],
         )
-        assert x["mean_loss"] == pytest.approx(y["mean_loss"], rel=rel)
-    assert a["calibration"]["ece"] == pytest.approx(b["calibration"]["ece"], rel=rel)
+        assert _close(x["mean_loss"], y["mean_loss"], rel), x
+    assert _close(a["calibration"]["ece"], b["calibration"]["ece"], rel)
     for x, y in zip(a["calibration"]["bins"], b["calibration"]["bins"], strict=True):
         assert x["count"] == y["count"]
-        assert x["confidence"] == pytest.approx(y["confidence"], rel=rel)
-        assert x["observed"] == pytest.approx(y["observed"], rel=rel)
+        assert _close(x["confidence"], y["confidence"], rel), x
+        assert _close(x["observed"], y["observed"], rel), x
     assert a["loss_histogram"] == b["loss_histogram"]
     if "bootstrap" in b:
-        assert a["bootstrap"]["ci95"] == pytest.approx(b["bootstrap"]["ci95"], rel=rel)
-        assert a["bootstrap"]["std"] == pytest.approx(b["bootstrap"]["std"], rel=rel)
+        assert _close(a["bootstrap"]["ci95"], b["bootstrap"]["ci95"], rel)
+        assert _close(a["bootstrap"]["std"], b["bootstrap"]["std"], rel)
 
 
 def _partition_bytes(path, parts):
@@ -114,6 +123,56 @@ def test_both_engines_agree_for_1_2_and_7_partitions(dataset, parts):
                 **extra,
             )
             _same(got, expected)
+
+
+def _same_temperature(a, b, *, rel=1e-12):
+    """The temperature step: the same fits (the same rows in the same order) and the same before and after."""
+    x, y = a["calibration"], b["calibration"]
+    for key in ("method", "fitted_on", "folds", "rows_left_out_of_fit", "verdict", "verdict_after", "fit_rows"):
+        assert x.get(key) == y.get(key), key
+    numbers = [x[k] for k in ("temperature", "mean_loss_before", "mean_loss_after", "ece_before", "ece_after")]
+    others = [y[k] for k in ("temperature", "mean_loss_before", "mean_loss_after", "ece_before", "ece_after")]
+    numbers += x.get("fold_temperatures", [])
+    others += y.get("fold_temperatures", [])
+    assert len(numbers) == len(others)
+    for u, v in zip(numbers, others, strict=True):  # a temperature may be "inf" (JSON): labels random here
+        assert u == v if isinstance(v, str) or math.isinf(v) else u == pytest.approx(v, rel=rel)
+    assert a["worst_rows"] == b["worst_rows"]
+
+
+@pytest.fixture(scope="module")
+def overconfident(tmp_path_factory):
+    """A model whose probabilities are the truth's cubed (so T is near 3), as Parquet and CSV, and a held-out file."""
+    rng = np.random.default_rng(5)
+    n = 20_000
+    logits = rng.normal(0, 1.5, (n, K))
+    truth = np.exp(logits - logits.max(1, keepdims=True))
+    truth /= truth.sum(1, keepdims=True)
+    labels = (truth.cumsum(1) > rng.uniform(size=(n, 1))).argmax(1)
+    model = truth**3 / (truth**3).sum(1, keepdims=True)
+    frame = pd.DataFrame({"label": labels, "w": rng.uniform(0.5, 2, n), **{f"p_{j}": model[:, j] for j in range(K)}})
+    directory = tmp_path_factory.mktemp("overconfident")
+    frame.iloc[:15_000].to_parquet(directory / "scored.parquet", row_group_size=15_000 // 7 + 1)
+    frame.iloc[:15_000].to_csv(directory / "scored.csv", index=False)
+    frame.iloc[15_000:].to_parquet(directory / "held.parquet")
+    return directory
+
+
+@pytest.mark.parametrize("parts", [2, 7])
+def test_the_temperature_and_the_worst_rows_are_the_same_on_dask(overconfident, parts):
+    """Cross-fitted (folds keyed by the row's index: a CSV's pieces are counted first) and held out."""
+    held = overconfident / "held.parquet"
+    for name, extra in (("scored.parquet", {"sample_weight": "w"}), ("scored.csv", {})):
+        path = overconfident / name
+        target = _partition_bytes(path, parts)
+        assert len(open_table(str(path)).split(target)) == parts
+        for calibration in ({}, {"calibrate_on": str(held)}):
+            settings = {"probs": ["p_*"], "calibrate": "temperature", "worst_rows": 6, **calibration, **extra}
+            expected = score_file(str(path), **settings)
+            assert 2.5 < expected["calibration"]["temperature"] < 3.5
+            got = ce_dask.score(str(path), partition_bytes=target, scheduler="synchronous", **settings)
+            assert got["mean_loss"] == pytest.approx(expected["mean_loss"], rel=1e-12)
+            _same_temperature(got, expected)
 
 
 def test_the_csv_rejected_rows_keep_their_lines_across_pieces(dataset):
@@ -244,6 +303,17 @@ def test_cli_engine_dask_with_bootstrap(dataset, capsys, cluster):
     assert got["mean_loss"] == pytest.approx(expected["mean_loss"], rel=1e-12)
     assert main(["score", str(directory / "missing"), "--engine", "dask", "--scheduler", c.scheduler_address]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_cli_engine_dask_calibrates_as_one_process(overconfident, capsys, cluster):
+    c, _ = cluster
+    path = str(overconfident / "scored.csv")
+    argv = ["--probs", "p_*", "--calibrate", "temperature", "--worst-rows", "5", "--format", "json"]
+    assert main(["score", path, *argv, "--engine", "dask", "--scheduler", c.scheduler_address]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert main(["score", path, *argv]) == 0
+    expected = json.loads(capsys.readouterr().out)
+    _same_temperature(got, expected)
 
 
 def test_cli_engine_dask_starts_a_local_cluster_and_shows_the_dashboard(dataset, capsys):

@@ -362,3 +362,92 @@ def test_valid_cases_really_take_the_fused_path(case, impl):
             validate=True,
         )
     assert rows is not None, f"{impl} declined a valid input"
+
+
+def divergence_cases() -> list[Case]:
+    """``kl_divergence(p, q, from_logits=True)`` (``p`` probabilities, ``q`` logits) and
+    ``js_divergence(..., from_logits=True)`` (both logits) of issue 28: one fused pass per row pair."""
+    p = np.array([[0.1, 0.4, 0.5, 0.0], [0.25, 0.25, 0.25, 0.25], [0.7, 0.1, 0.1, 0.1]])
+    q = _logits()
+    masked = q.copy()
+    masked[0, 3] = -np.inf
+    return [
+        Case("plain", (p, q), {}),
+        Case("float32", (p.astype(np.float32), q.astype(np.float32)), {}, np.float32),
+        Case("-inf logit where p = 0", (p, masked), {}),
+        Case("-inf logit where p > 0", (p[::-1].copy(), masked), {}),
+        Case("NaN logit", (p, np.where(q == 2.5, np.nan, q)), {}),
+        Case("+inf logit", (p, np.where(q == 2.5, np.inf, q)), {}),
+        Case("all -inf row", (p, np.where(np.arange(3)[:, None] == 1, -np.inf, q)), {}),
+        Case("p row sums to 1.1", (p * 1.1, q), {}),
+        Case("negative p", (p - 0.05, q), {}),
+        Case("logits +-1e4", (p, q * 1e4), {}),
+        Case("bits and keepdims", (p, q), {"base": 2, "keepdims": True}),
+        Case("events on axis 0", (p.T.copy(), q.T.copy()), {"axis": 0}),
+        Case("non-contiguous", (np.asfortranarray(p), np.asfortranarray(q)), {}),
+        Case("not validated", (p, np.where(q == 2.5, np.nan, q)), {"validate": False}),
+        Case("one row", (p[0], q[0]), {}),
+    ]
+
+
+def _divergence_call(measure: str) -> tuple[Callable[..., Any], Callable[[tuple[Any, ...]], tuple[Any, ...]]]:
+    """The function and how a case's ``(p, q)`` become its arguments (the JSD takes logits on both sides)."""
+    if measure == "kl_divergence":
+        return ce.kl_divergence, lambda args: args
+    return ce.js_divergence, lambda args: (np.log(args[0]) if args[0].dtype.kind == "f" else args[0], args[1])
+
+
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS[1:])
+@pytest.mark.parametrize("measure", ["kl_divergence", "js_divergence"])
+@pytest.mark.parametrize("case", divergence_cases(), ids=lambda c: c.name)
+def test_divergences_of_logits_same_on_every_implementation(case, measure, impl):
+    _available(impl)
+    call, arguments = _divergence_call(measure)
+    kwargs = {**case.kwargs, "from_logits": True}
+    with np.errstate(all="ignore"):
+        args = arguments(case.args)
+    want = _outcome("reference", call, args, kwargs)
+    _assert_same(impl, _outcome(impl, call, args, kwargs), want, case.dtype)
+
+
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS[1:])
+@pytest.mark.parametrize("measure", ["kl_divergence", "js_divergence"])
+@pytest.mark.parametrize("case", divergence_cases(), ids=lambda c: c.name)
+def test_valid_divergences_really_take_the_fused_path(case, measure, impl):
+    """Where the reference path gives a value for last-axis events, the fused kernel computes it."""
+    _available(impl)
+    call, arguments = _divergence_call(measure)
+    kwargs = {**case.kwargs, "from_logits": True}
+    with np.errstate(all="ignore"):
+        args = arguments(case.args)
+    want = _outcome("reference", call, args, kwargs)
+    if want[0] == "error" or "axis" in case.kwargs or not case.kwargs.get("validate", True):
+        pytest.skip("the reference path refuses this case, or it is not a last-axis validated call")
+    p, q = (_to_impl(impl, a) for a in args)
+    with _dispatch.use(_backend(impl)), np.errstate(all="ignore"):
+        rows = _dispatch.divergence(
+            "forward_kl" if measure == "kl_divergence" else "jsd",
+            p,
+            q,
+            teacher_probs=measure == "kl_divergence",
+            last_axis=True,
+            check_sums=True,
+        )
+    assert rows is not None, f"{impl} declined a valid input"
+
+
+@pytest.mark.parametrize("impl", ["cpu-torch", "triton"])
+@pytest.mark.parametrize("measure", ["kl_divergence", "js_divergence"])
+def test_divergences_of_logits_differentiate_like_the_reference(measure, impl):
+    """With torch, the fused path is differentiable with respect to ``q`` as the reference path is."""
+    _available(impl)
+    torch = _torch()
+    call, arguments = _divergence_call(measure)
+    p, q = arguments(divergence_cases()[0].args)
+    grads = {}
+    for backend in ("reference", _backend(impl)):
+        logits = torch.from_numpy(q).requires_grad_()
+        with _dispatch.use(backend):
+            value = call(torch.from_numpy(p), logits, from_logits=True).sum()
+        (grads[backend],) = torch.autograd.grad(value, logits)
+    np.testing.assert_allclose(grads[_backend(impl)].numpy(), grads["reference"].numpy(), rtol=1e-12, atol=1e-14)

@@ -229,12 +229,17 @@ def test_300_concurrent_requests_are_all_answered(server):
     assert statuses == [200] * 300
 
 
+def _default_sigint():
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start_cli():
     proc = subprocess.Popen(
         [sys.executable, "-m", "crossentropy", "explore", "--no-browser"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_default_sigint,  # as from a terminal: a shell starts `pytest &` and nohup with SIGINT ignored
     )
     line = proc.stdout.readline()
     assert "serving http://127.0.0.1:" in line, line + proc.stderr.read()
@@ -252,7 +257,7 @@ def test_cli_serves_and_stops_on_sigint_and_sigterm(signum):
         assert proc.wait(timeout=10) == 0
         assert "stopped" in proc.stderr.read()
     finally:
-        if proc is not None and proc.poll() is None:  # SIGINT may be ignored (pytest under nohup or &)
+        if proc is not None and proc.poll() is None:  # the test failed with the server running
             proc.kill()
             proc.wait(timeout=10)
 

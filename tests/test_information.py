@@ -236,6 +236,7 @@ def test_backends_agree_and_return_their_own_kind(xp):
         (ce.kl_divergence, (p, q), {}),
         (ce.kl_divergence, (p, logits), {"from_logits": True}),
         (ce.js_divergence, (p, q), {}),
+        (ce.js_divergence, (logits, p), {"from_logits": True}),
         (ce.information, (p,), {}),
         (ce.perplexity, (p, q), {}),
     ]
@@ -333,6 +334,20 @@ def test_property_logit_shift_invariance(x, c):
     assert float(ce.entropy(x + c, from_logits=True)) == pytest.approx(
         float(ce.entropy(x, from_logits=True)), rel=1e-9, abs=1e-9
     )
+
+
+@given(pairs, st.floats(-50, 50), st.floats(-50, 50))
+def test_property_divergences_of_logits_are_those_of_the_distributions(pq, shift_p, shift_q):
+    """``from_logits=True`` (any shift of the logits) gives the divergences of the softmaxed distributions."""
+    p, q = pq
+    assume(abs(p.sum() - 1) < 1e-12 and abs(q.sum() - 1) < 1e-12)
+    with np.errstate(divide="ignore"):
+        logits_p, logits_q = np.log(p) + shift_p, np.log(q) + shift_q
+    kl = float(ce.kl_divergence(p, logits_q, from_logits=True))
+    assert kl == pytest.approx(float(ce.kl_divergence(p, q)), rel=1e-9, abs=1e-12)
+    js = float(ce.js_divergence(logits_p, logits_q, from_logits=True))
+    assert js == pytest.approx(float(ce.js_divergence(p, q)), rel=1e-9, abs=1e-12)
+    assert float(ce.js_divergence(logits_p, logits_p, from_logits=True)) == 0.0
 
 
 @given(pairs)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -190,6 +191,21 @@ def test_variant_forced_by_environment():
         _library.bind(_library.load(), "vax")
 
 
+@needs_kernels
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="x86-64 variants only")
+@pytest.mark.skipif(not Path("/proc/cpuinfo").exists(), reason="reads Linux's /proc/cpuinfo")
+def test_the_cpu_features_are_those_linux_reports():
+    """The library reads CPUID itself (Zig's compiler runtime answers nothing to __builtin_cpu_supports)."""
+    line = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
+    flags = set(line.split(":", 1)[1].split())
+    expected = 1
+    if {"avx2", "fma", "bmi2"} <= flags:
+        expected |= 2
+        if {"avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl"} <= flags:
+            expected |= 4
+    assert _library.load().lib.ce_cpu_features() == expected
+
+
 def _functions(disassembly: str) -> dict[str, list[str]]:
     functions: dict[str, list[str]] = {}
     current: list[str] = []
@@ -282,6 +298,55 @@ def test_a_strict_c11_compiler_builds_every_variant(tmp_path, monkeypatch):
     from crossentropy._kernels._build_id import build_id
 
     assert proc.stdout.strip() == build_id(KERNELS)
+
+
+ZIG_LIKE = """
+import os, sys
+
+args = []
+for arg in sys.argv[1:]:
+    if arg.startswith(("-mtune=", "-march=x86-64")):  # zig cc reads -march as a Zig CPU name: x86_64_v3
+        sys.exit(f"error: unknown CPU in {arg}")
+    args.append("-march=" + arg.removeprefix("-march=").replace("_", "-") if arg.startswith("-march=") else arg)
+os.execvp("gcc", ["gcc", *args])
+"""
+
+
+TINY_CPU_C = """
+#define CE_PASTE2(a, b) a##_##b
+#define CE_PASTE(a, b) CE_PASTE2(a, b)
+int CE_PASTE(ce_sparse_f32, CE_ISA)(void) { return 0; }
+"""
+
+
+def test_zig_spells_the_instruction_sets_its_own_way():
+    hook = _hook_module()
+    assert hook.spellings(["-march=x86-64-v3", "-mtune=generic"]) == [
+        ["-march=x86-64-v3", "-mtune=generic"],
+        ["-march=x86_64_v3"],
+    ]
+    assert hook.spellings(["-march=x86-64-v4", "-mtune=generic", "-mprefer-vector-width=512"])[1] == [
+        "-march=x86_64_v4",
+        "-mprefer-vector-width=512",
+    ]
+    assert hook.spellings([]) == [[]]
+
+
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="x86-64 variants only")
+@pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc is not installed")
+def test_a_compiler_that_spells_cpus_as_zig_does_builds_every_variant(tmp_path, monkeypatch):
+    """``zig cc`` (.ci/wheels) refuses ``-march=x86-64-v3`` and ``-mtune=generic``: the build tries its spelling."""
+    script = tmp_path / "zig like.py"
+    script.write_text(ZIG_LIKE)
+    hook = _hook_module()
+    monkeypatch.setenv("CC", f"{shlex.quote(sys.executable)} {shlex.quote(str(script))}")  # several words, quoted
+    root = _source_tree(tmp_path)
+    (root / "src" / "crossentropy" / "_kernels" / "cpu.c").write_text(TINY_CPU_C)  # the flags matter, not the code
+    built, account = hook.compile_kernels(root)
+    assert built is not None, account
+    assert "(baseline, avx2, avx512)" in account
+    proc = run_python(f"import ctypes; lib = ctypes.CDLL({str(built)!r}); print(hasattr(lib, 'ce_sparse_f32_avx512'))")
+    assert proc.stdout.strip() == "True", proc.stderr
 
 
 @needs_kernels

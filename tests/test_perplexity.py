@@ -175,13 +175,13 @@ def _tokenizer():
     )
 
 
-def _llama(vocab: int = 32000, positions: int = 64):
-    torch.manual_seed(0)
+def _llama(vocab: int = 32000, positions: int = 64, *, hidden: int = 256, layers: int = 2, seed: int = 0):
+    torch.manual_seed(seed)
     config = transformers.LlamaConfig(
         vocab_size=vocab,
-        hidden_size=256,
-        intermediate_size=512,
-        num_hidden_layers=2,
+        hidden_size=hidden,
+        intermediate_size=2 * hidden,
+        num_hidden_layers=layers,
         num_attention_heads=4,
         num_key_value_heads=2,
         max_position_embeddings=positions,
@@ -268,7 +268,7 @@ def test_perplexity_equals_the_unfused_computation(
     nll, tokens = unfused_nll(llama, tokenizer, text, context, stride)
     monkeypatch.setattr(engine, "PIECE_BYTES", 97)  # the file is read, decoded and encoded in many pieces
     report = perplexity(llama, path, tokenizer=tokenizer, context=context, stride=stride, batch_size=batch_size)
-    assert report.documents is None
+    assert [(d.name, d.file, d.line) for d in report.documents] == [(str(path), str(path), None)]  # one document
     _check_metrics(report.total.metrics(), nll, tokens, text)
 
 
@@ -300,7 +300,8 @@ def test_jsonl_documents_are_scored_one_by_one(llama, tokenizer, tmp_path):
         _check_metrics(doc.metrics(), nll, tokens, text)
     empty = report.documents[3].metrics()
     assert (empty["tokens"], empty["bytes"], empty["words"]) == (0, 0, 1)
-    assert math.isnan(empty["token_perplexity"])
+    assert report.empty == [report.documents[3]]  # listed; its measures do not exist (not NaN)
+    assert all(empty[m] is None for m in ("token_perplexity", "bits_per_byte", "word_perplexity"))
     total = report.total.metrics()
     assert total["tokens"] == sum(d.tokens for d in report.documents)
     assert total["words"] == sum(len(re.split(r"\s+", d)) for d in docs)
@@ -353,7 +354,7 @@ def test_cli_json_equals_the_library(model_dir, llama, tokenizer, tmp_path, caps
     expected = perplexity(llama, path, tokenizer=tokenizer, context=32, stride=16).as_dict()  # what was saved
     assert out.keys() == expected.keys()
     assert out["model"] == str(model_dir)
-    for key in ("tokens", "bytes", "words", "context", "stride", "prefix_token", "file"):
+    for key in ("tokens", "bytes", "words", "context", "stride", "prefix_token", "files", "tokenizer", "vocab_size"):
         assert out[key] == expected[key]
     for key in ("cross_entropy_nats", "token_perplexity", "bits_per_byte", "word_perplexity"):
         assert out[key] == pytest.approx(expected[key], rel=1e-12)

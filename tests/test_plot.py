@@ -143,3 +143,43 @@ def test_the_curves_legend_is_plain_words():
     assert [t.get_text() for t in ax.get_legend().get_texts()] == [r"$-\log_2\,q$", "predictions q = 0.25, 0.5"]
     ax = plot.cross_entropy_curve(None, ax=_ax())
     assert [t.get_text() for t in ax.get_legend().get_texts()] == [r"$-\ln\,q$"]
+
+
+def test_the_reliability_legend_sits_under_the_axes_and_covers_no_bar():
+    calibration = _score()["calibration"]
+    fig = Figure(figsize=(5.0, 4.2), layout="constrained")
+    ax = plot.reliability_diagram(calibration, ax=fig.add_subplot())
+    fig.canvas.draw()
+    legend = ax.get_legend().get_window_extent()
+    assert legend.y1 < ax.get_window_extent().y0  # below the plotting area, where no bar is
+    assert "rows per bin" in ax.get_legend().get_title().get_text()
+
+
+def test_the_loss_histogram_on_a_log_scale_shows_a_bin_of_one_row():
+    histogram = {"edges": [0.0, 1.0, 2.0, 3.0, 4.0], "counts": [5000, 40, 0, 1], "infinite": 0, "max_finite": 3.5}
+    ax = plot.loss_histogram(histogram, log=True, ax=_ax())
+    assert ax.get_yscale() == "log"
+    assert ax.get_ylabel() == "rows (log scale)"
+    assert ax.get_ylim()[0] < 1 < 5000 < ax.get_ylim()[1]
+    ax.figure.canvas.draw()
+    assert all("$" not in t.get_text() for t in ax.get_yticklabels())  # 1, 10, 100: no superscripts
+
+
+def test_the_identity_bars_add_up_and_mark_an_infinite_divergence():
+    from matplotlib.colors import to_hex
+
+    from crossentropy._comparison import comparison
+
+    values = comparison([0.1, 0.4, 0.5], [0.8, 0.15, 0.05], base=2)
+    ax = plot.identity_bars(values, unit="bits", ax=_ax())
+    widths = [p.get_width() for p in ax.patches]
+    assert widths == pytest.approx([values["H(P)"], values["KL(P||Q)"], values["H(Q)"], values["KL(Q||P)"]])
+    assert [to_hex(p.get_facecolor()) for p in ax.patches] == [plot.COLOURS["entropy"], plot.COLOURS["kl"]] * 2
+    assert [t.get_text() for t in ax.texts] == [
+        "H(P) 1.361 bits + KL(P ‖ Q) 1.927 bits = H(P, Q) 3.288 bits",
+        "H(Q) 0.884 bits + KL(Q ‖ P) 2.022 bits = H(Q, P) 2.906 bits",
+    ]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["H(P, Q)", "H(Q, P)"]
+    infinite = plot.identity_bars(comparison([0.5, 0.5], [1.0, 0.0]), ax=_ax())
+    assert "∞" in [t.get_text() for t in infinite.texts]
+    assert infinite.patches[1].get_x() + infinite.patches[1].get_width() < infinite.get_xlim()[1]

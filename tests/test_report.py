@@ -137,7 +137,7 @@ def test_the_report_says_what_an_analyst_needs():
     assert "29" in text
     assert "3 rows have an infinite loss" in text
     assert "label is NaN" in text
-    assert page.count("data:image/png;base64,") == 3
+    assert page.count("data:image/svg+xml;base64,") == 3
     assert "<main>" in page
     assert "width=device-width" in page
 
@@ -198,7 +198,47 @@ def test_the_report_of_a_real_score(tmp_path):
     assert "preds.csv" in text
     images = re.findall(r"base64,([A-Za-z0-9+/=]+)", page)
     assert len(images) >= 2
-    assert all(base64.b64decode(i).startswith(b"\x89PNG") for i in images)
+    assert all(b"<svg" in base64.b64decode(i)[:400] for i in images)
     if "baseline_loss" in result:
         assert math.isfinite(result["baseline_loss"])
         assert f"{result['baseline_loss']:.4g} nats" in text
+
+
+def _binary_score(tmp_path, power):
+    pytest.importorskip("pyarrow")
+    from crossentropy.scoring import score_file
+
+    rng = np.random.default_rng(2)
+    truth = 1 / (1 + np.exp(-2 * rng.normal(size=2000)))
+    labels = (rng.uniform(size=2000) < truth).astype(int)
+    model = truth**power / (truth**power + (1 - truth) ** power)
+    path = tmp_path / "binary.csv"
+    path.write_text("label,p\n" + "".join(f"{y},{p!r}\n" for y, p in zip(labels, model.tolist(), strict=True)))
+    return score_file(str(path), calibrate="temperature", worst_rows=5)
+
+
+def test_the_report_leads_with_the_verdict_and_the_fix(tmp_path):
+    result = _binary_score(tmp_path, power=3.0)
+    page = render({}, result, generated="now")
+    text = " ".join("".join(_parse(page).text).split())
+    c = result["calibration"]
+    assert c["verdict"] == "overconfident"
+    lead = text.split("mean loss")[0]  # everything before the first card
+    assert "Calibration: overconfident: observed frequency of the predicted class below its probability" in lead
+    assert (
+        f"A temperature of {c['temperature']:.4g} would lower the loss from {c['mean_loss_before']:.4g} nats to "
+        f"{c['mean_loss_after']:.4g} nats"
+    ) in lead
+    assert text.index("About this report") > text.index("How to read this") > text.index("largest loss")
+    assert page.index('class="card warn"') < page.index("<footer>")
+    assert "max(0.01, 3 √(c(1 − c)/n))" in text  # the rule, in the how-to-read
+    worst = result["worst_rows"]
+    assert f"{worst[0]['row']:,}" in text.split("rows with the largest loss")[-1]
+
+
+def test_a_model_no_temperature_helps_is_said_so(tmp_path):
+    result = _binary_score(tmp_path, power=1.0)
+    result["calibration"]["mean_loss_after"] = result["calibration"]["mean_loss_before"] + 0.001
+    text = " ".join(" ".join(_parse(render({}, result, generated="now")).text).split())
+    assert "No temperature lowers the loss:" in text
+    assert "would lower" not in text

@@ -2,11 +2,12 @@
 
 The inputs are the ones PyTorch tests its own losses with (see
 ``torch_samples.py``): every OpInfo sample of ``cross_entropy``, ``nll_loss``,
-``binary_cross_entropy``, ``binary_cross_entropy_with_logits`` and
-``linear_cross_entropy`` (with its ``chunked`` and ``chunked_none`` variants),
-every ModuleInfo input of ``CrossEntropyLoss``, ``NLLLoss``, ``BCELoss``,
-``BCEWithLogitsLoss`` and ``LinearCrossEntropyLoss``, for every dtype those
-infos list for the CPU, plus their error inputs and a list of extra edge cases.
+``binary_cross_entropy``, ``binary_cross_entropy_with_logits``,
+``linear_cross_entropy`` (with its ``chunked`` and ``chunked_none`` variants)
+and ``kl_div``, every ModuleInfo input of ``CrossEntropyLoss``, ``NLLLoss``,
+``BCELoss``, ``BCEWithLogitsLoss``, ``LinearCrossEntropyLoss`` and
+``KLDivLoss``, for every dtype those infos list for the CPU, plus their error
+inputs and a list of extra edge cases.
 Expected values, gradients and exceptions are always computed by torch in the
 same test; nothing torch returns is written down here.
 
@@ -35,6 +36,11 @@ How a sample is judged:
 * **errors**: where torch raises, the drop-in raises an instance of the same
   exception type (at the same stage: construction, forward or backward) with a
   non-empty message; the text is not compared.
+* **warnings**: the drop-in emits the warnings torch emits for the call
+  (category and message, in order, through construction, forward and
+  backward): every sample of ``kl_div`` and ``KLDivLoss`` (whose ``"mean"``
+  reduction warns), the extra cases (the deprecated flags) and one sample of
+  each configuration of the other losses.
 
 The other checks: signatures (names, order, kinds, defaults), module
 attributes and state_dict keys, ``torch.compile(fullgraph=True)`` and
@@ -45,7 +51,7 @@ dispatch mode that ``test_sync_detector_*`` prove.
 
 Each failure message starts with a category in brackets ([missing],
 [signature], [raised], [value], [grad], [missing-error], [wrong-error],
-[state_dict], [attributes], [graph-break], [compile], [sync], [meta]) and
+[warning], [state_dict], [attributes], [graph-break], [compile], [sync], [meta]) and
 names the sample: OpInfo or ModuleInfo, index, dtype and the call.
 
 Self-check of the harness: ``CROSSENTROPY_TEST_DROPIN_AGAINST_TORCH=1`` runs
@@ -54,10 +60,12 @@ passes except ``test_compile_fullgraph`` on the few linear_cross_entropy calls
 whose ``options`` torch itself cannot compile without a graph break.
 
 Run time on the 2 shared cores of the development machine (torch 2.13 CPU,
-load average about 4): 2 min 20 s for the whole module, 8,775 tests
+load average about 4): 2 min 20 s for the whole module of issue 16, 8,775 tests
 (20 s of it collecting the samples; 3,428 are LinearCrossEntropyLoss module
-samples), of which the torch.compile tests take 40 s with a warm Inductor
-cache and 2 min 45 s with a cold one; ``-k "not compile"`` leaves them out.
+samples; issue 28's kl_div and KLDivLoss samples and warning checks bring it to
+10,965 tests and add about 1 min 30 s under a load of 7), of which the
+torch.compile tests take 40 s with a warm Inductor cache and 2 min 45 s with a
+cold one; ``-k "not compile"`` leaves them out.
 torch runs single-threaded here (see ``_one_thread``).
 """
 
@@ -206,11 +214,13 @@ def execute(
     *,
     device: Any = None,
     quiet: bool = False,
+    loud: bool = False,
 ) -> Outcome:
     """Run ``sample`` with ``side`` = "ours", "torch" or "exact" (torch in float64).
 
     Arguments named in ``requires`` (and a module's parameters) get gradients
-    through one backward pass with a seeded random cotangent.
+    through one backward pass with a seeded random cotangent. Warnings of
+    torch's side are silenced unless ``loud`` (those of ours unless ``quiet``).
     """
     exact = side == "exact"
     dtype = torch.float64 if exact else None
@@ -221,7 +231,7 @@ def execute(
     names = _slot_names(sample)
     args = [leaves[n] for n in names]
     kwargs = {k: leaves[k] for k in sample.kwargs}
-    context = _quiet() if quiet or side != "ours" else contextlib.nullcontext()
+    context = _quiet() if quiet or (side != "ours" and not loud) else contextlib.nullcontext()
     outcome = Outcome()
     params: dict[str, Any] = {}
     with context:
@@ -475,7 +485,7 @@ def test_error_sample(sample: ts.Sample) -> None:
 
 @pytest.mark.parametrize("sample", _params(EXTRA_SAMPLES))
 def test_extra_case(sample: ts.Sample) -> None:
-    """Edge cases of issue 16 outside torch's samples: whatever torch returns or raises, ours does."""
+    """Edge cases of issues 16 and 28 outside torch's samples: whatever torch returns or raises, ours does."""
     check_sample(sample)
 
 
@@ -573,6 +583,29 @@ def distinct(samples: Any, dtype: Any = None, limit: int | None = None) -> list[
 COMPILE_SAMPLES = [s for api in ts.FUNCTIONALS for s in distinct(ts.functional_samples(api), torch.float32, 12)] + [
     s for api in ts.MODULES for s in distinct(ts.module_samples(api), torch.float32, 6)
 ]
+KL_APIS = ("kl_div", "KLDivLoss")
+WARNING_SAMPLES = (
+    [s for s in FUNCTIONAL_SAMPLES + MODULE_SAMPLES if s.api in KL_APIS]
+    + EXTRA_SAMPLES
+    + [s for s in distinct(FUNCTIONAL_SAMPLES) + distinct(MODULE_SAMPLES) if s.api not in KL_APIS]
+)
+
+
+def _warnings_of(sample: ts.Sample, side: str) -> list[tuple[str, str]]:
+    """``(category, message)`` of every warning one side emits for the sample, in order."""
+    requires = differentiable(sample)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        execute(sample, side, requires, loud=True)
+    return [(w.category.__name__, str(w.message)) for w in caught]
+
+
+@pytest.mark.parametrize("sample", _params(WARNING_SAMPLES))
+def test_warnings(sample: ts.Sample) -> None:
+    """The drop-in warns as torch does: the same categories and messages, in order (``kl_div``'s "mean")."""
+    expected, got = _warnings_of(sample, "torch"), _warnings_of(sample, "ours")
+    if got != expected:
+        _fail(f"[warning] torch warns {expected}, ours {got}\n{sample.describe()}")
 
 
 def _callable(
@@ -693,6 +726,11 @@ TRAINING_CRITERIA: dict[str, tuple[dict[str, Any], Callable[..., Any]]] = {
     "BCELoss": ({}, lambda c, h, head, y, p: c(head(h).sigmoid(), p)),
     "BCEWithLogitsLoss": ({"pos_weight": CLASS_WEIGHT}, lambda c, h, head, y, p: c(head(h), p)),
     "LinearCrossEntropyLoss": ({"bias": True}, lambda c, h, head, y, p: c(h, y)),
+    "kl_div": ({"reduction": "batchmean"}, lambda c, h, head, y, p: c(head(h).log_softmax(1), p.softmax(1))),
+    "KLDivLoss": (
+        {"reduction": "batchmean", "log_target": True},
+        lambda c, h, head, y, p: c(head(h).log_softmax(1), p.log_softmax(1)),
+    ),
 }
 
 

@@ -3,13 +3,14 @@
 The samples come from the OpInfo and ModuleInfo databases that ship with the
 torch wheel (``torch.testing._internal``): ``sample_inputs_func`` and
 ``error_inputs_func`` of the OpInfos ``nn.functional.{cross_entropy, nll_loss,
-binary_cross_entropy, binary_cross_entropy_with_logits, linear_cross_entropy}``
-(the last with its ``chunked`` and ``chunked_none`` variants), and
-``module_inputs_func`` / ``module_error_inputs_func`` of the ModuleInfos of
-``nn.{CrossEntropyLoss, NLLLoss, BCELoss, BCEWithLogitsLoss,
-LinearCrossEntropyLoss}``, for every floating dtype those infos list for the
-CPU. None of these OpInfos has ``reference_inputs_func``; only
-``linear_cross_entropy`` has error inputs among the functionals.
+binary_cross_entropy, binary_cross_entropy_with_logits, linear_cross_entropy,
+kl_div}`` (``linear_cross_entropy`` with its ``chunked`` and ``chunked_none``
+variants), and ``module_inputs_func`` / ``module_error_inputs_func`` of the
+ModuleInfos of ``nn.{CrossEntropyLoss, NLLLoss, BCELoss, BCEWithLogitsLoss,
+LinearCrossEntropyLoss, KLDivLoss}``, for every floating dtype those infos list
+for the CPU. None of these OpInfos has ``reference_inputs_func``; only
+``linear_cross_entropy`` has error inputs among the functionals, and the
+ModuleInfo of ``KLDivLoss`` has none.
 
 :func:`extra_samples` adds the edge and error cases of the issue that
 PyTorch's sample functions do not draw (out-of-range targets, the deprecated
@@ -45,8 +46,9 @@ FUNCTIONAL_OPINFOS: dict[str, tuple[tuple[str, str], ...]] = {
         ("nn.functional.linear_cross_entropy", "chunked"),
         ("nn.functional.linear_cross_entropy", "chunked_none"),
     ),
+    "kl_div": (("nn.functional.kl_div", ""),),
 }
-MODULES = ("CrossEntropyLoss", "NLLLoss", "BCELoss", "BCEWithLogitsLoss", "LinearCrossEntropyLoss")
+MODULES = ("CrossEntropyLoss", "NLLLoss", "BCELoss", "BCEWithLogitsLoss", "LinearCrossEntropyLoss", "KLDivLoss")
 FUNCTIONALS = tuple(FUNCTIONAL_OPINFOS)
 
 
@@ -319,7 +321,7 @@ def module_error_samples(api: str) -> tuple[Sample, ...]:
 
 
 def extra_samples() -> tuple[Sample, ...]:
-    """Edge and error cases of issue 16 that torch's sample functions do not draw.
+    """Edge and error cases of issues 16 and 28 that torch's sample functions do not draw.
 
     Each case is only an input: the expected value, gradient or exception is
     whatever torch gives for it in the same test.
@@ -516,4 +518,77 @@ def extra_samples() -> tuple[Sample, ...]:
         ctor=((5, 3), {"weight": rand(4)}),
     )
     add("LinearCrossEntropyLoss", "positional_ctor", randn(4, 5), labels(0, 1, 2, 1), ctor=((5, 3), {"bias": True}))
+    _kl_div_samples(add, randn, rand)
     return tuple(cases)
+
+
+def _kl_div_samples(add: Any, randn: Any, rand: Any) -> None:
+    """Edge and error cases of ``kl_div`` and ``KLDivLoss`` (issue 28) that torch's sample functions do not draw."""
+    import torch
+
+    f64 = torch.float64
+    kl = "kl_div"
+
+    def log_q(*shape: int, dtype: Any = torch.float32) -> Any:
+        return randn(*shape, dtype=f64, grad=False).log_softmax(-1).to(dtype).requires_grad_()
+
+    def p(*shape: int, dtype: Any = torch.float32, grad: bool = False) -> Any:
+        return rand(*shape, dtype=f64).softmax(-1).to(dtype).requires_grad_(grad)
+
+    add(kl, "batchmean_3d", log_q(2, 3, 5), p(2, 3, 5), reduction="batchmean")
+    add(kl, "batchmean_1d", log_q(5), p(5), reduction="batchmean")
+    add(kl, "batchmean_0d", log_q(5)[0].detach().requires_grad_(), p(5)[0], reduction="batchmean")
+    add(kl, "log_target", log_q(4, 5), p(4, 5).log(), reduction="sum", log_target=True)
+    add(kl, "target_requires_grad", log_q(4, 5), p(4, 5, grad=True), reduction="batchmean")
+    add(kl, "log_target_requires_grad", log_q(4, 5), p(4, 5).log().requires_grad_(), log_target=True)
+    add(
+        kl,
+        "target_zero_input_minus_inf",
+        torch.tensor([[0.0, -torch.inf]], requires_grad=True),
+        torch.tensor([[1.0, 0.0]]),
+    )
+    add(
+        kl,
+        "log_target_minus_inf",
+        log_q(2, 3),
+        torch.tensor([[0.0, -torch.inf, -torch.inf], [-0.5, -1.0, -2.0]]),
+        reduction="sum",
+        log_target=True,
+    )
+    add(kl, "negative_target", log_q(2, 3), torch.tensor([[0.5, -0.1, 0.6], [0.2, 0.3, 0.5]]), reduction="sum")
+    add(kl, "target_above_one", log_q(2, 3), torch.tensor([[1.5, 0.0, 0.0], [0.2, 0.3, 0.5]]), reduction="sum")
+    add(kl, "nan_input", torch.tensor([[torch.nan, -1.0]], requires_grad=True), torch.tensor([[0.5, 0.5]]))
+    add(kl, "broadcast_input", log_q(3), p(2, 3), reduction="sum")
+    add(kl, "broadcast_target", log_q(2, 3), p(3), reduction="batchmean")
+    add(kl, "shape_mismatch", log_q(2, 3), p(2, 4))
+    add(kl, "dtype_mismatch", log_q(2, 3), p(2, 3, dtype=f64), reduction="sum")
+    add(kl, "integer_input", torch.zeros(2, 3, dtype=torch.long), p(2, 3))
+    add(kl, "empty_mean", log_q(0, 3), p(0, 3))
+    add(kl, "empty_batchmean", log_q(0, 3), p(0, 3), reduction="batchmean")
+    add(kl, "reduction_invalid", log_q(2, 3), p(2, 3), reduction="average")
+    add(kl, "size_average_false", log_q(2, 3), p(2, 3), size_average=False)
+    add(kl, "reduce_false", log_q(2, 3), p(2, 3), reduce=False)
+    add(kl, "size_average_false_batchmean", log_q(4, 3), p(4, 3), size_average=False, reduction="batchmean")
+    add(kl, "positional_all", log_q(4, 3), p(4, 3).log(), None, None, "batchmean", True)
+    add(kl, "bfloat16", log_q(8, 50, dtype=torch.bfloat16), p(8, 50, dtype=torch.bfloat16), dtype=torch.bfloat16)
+    add(
+        kl,
+        "float16_sum",
+        log_q(8, 50, dtype=torch.float16),
+        p(8, 50, dtype=torch.float16),
+        reduction="sum",
+        dtype=torch.float16,
+    )
+    fwd = (log_q(4, 3), p(4, 3))
+    for flags in ({"size_average": False}, {"reduce": False}, {"size_average": True, "reduce": True}):
+        name = "_".join(f"{k}_{str(v).lower()}" for k, v in flags.items())
+        add("KLDivLoss", name, *fwd, ctor=((), flags))
+    add("KLDivLoss", "reduction_invalid", *fwd, ctor=((), {"reduction": "average"}))
+    add(
+        "KLDivLoss",
+        "batchmean_log_target",
+        log_q(4, 3),
+        p(4, 3).log(),
+        ctor=((), {"reduction": "batchmean", "log_target": True}),
+    )
+    add("KLDivLoss", "positional_ctor", *fwd, ctor=((None, None, "sum", True), {}))

@@ -54,11 +54,16 @@ _SUPPORT: dict[str, dict[str, tuple[str, ...]]] = {
     "info": {CPU: ("numpy",)},
     "linear": {CPU: ("torch",), TRITON: ("torch",)},
     "vocab_parallel": {CPU: ("torch",), TRITON: ("torch",)},
+    "token_stats": {CPU: ("torch",), TRITON: ("torch",)},  # per-position statistics of logits (given or linear)
+    "distill": {CPU: ("numpy", "torch"), TRITON: ("torch",)},
+    "linear_distill": {CPU: ("torch",), TRITON: ("torch",)},
 }
 """Operation -> backend -> the array kinds it takes. Operations: ``sparse`` (cross-entropy of logits
 with integer labels), ``soft`` (of logits with soft targets), ``binary`` (elementwise binary
 cross-entropy), ``info`` (entropy, cross-entropy, KL of probabilities), ``linear`` (linear +
-cross-entropy, chunked), ``vocab_parallel`` (the per-shard statistics and gradient)."""
+cross-entropy, chunked), ``vocab_parallel`` (the per-shard statistics and gradient), ``distill``
+(divergences between two rows: KL either way or the generalised JSD, of logits, or of probabilities
+against logits), ``linear_distill`` (the same from hidden states and LM-head weights, chunked)."""
 
 _FORCED: contextvars.ContextVar[str | None] = contextvars.ContextVar("crossentropy_backend", default=None)
 
@@ -525,3 +530,163 @@ def torch_linear_cross_entropy(
 def vocab_shard_kernel(shard: Any) -> ModuleType:
     """The module computing a vocabulary shard's row statistics and softmax gradient on its device."""
     return importlib.import_module(f"{__package__}._kernels.{torch_kernel('vocab_parallel', shard)}")
+
+
+# --- token statistics: the no-gradient pass over logits and their targets ----------------------------------------
+
+_STATS_KERNELS = {REFERENCE: "stats_torch", CPU: "stats_cpu", TRITON: "triton_stats"}
+"""The module (under :mod:`crossentropy._kernels`) computing the token statistics of rows for each backend."""
+
+
+def prepare_token_statistics() -> None:
+    """Load what a traced call of the token statistics relies on: the kernel library and the two custom ops."""
+    _kernels.available()
+    importlib.import_module(f"{__package__}._kernels.stats_ops")
+
+
+def stats_kernel(x: Any) -> str:
+    """The token-statistics kernel module for tensor ``x``, imported and named (plain torch where none applies)."""
+    name = _STATS_KERNELS[choose("token_stats", x)]
+    if not _compiling():  # a traced graph calls the custom op, whose implementation imports it
+        importlib.import_module(f"{__package__}._kernels.{name}")
+    return name
+
+
+def torch_token_statistics(logits: Any, targets: Any, *, ignore_index: int | None, temperature: float) -> Any:
+    """Per-position ``(logprob, entropy, rank, top1, lse)`` of logits ``(*, V)`` and targets ``(*)`` on the kernel
+    for their device; nothing is read back to the host, so it compiles and never synchronises."""
+    from ._kernels import stats_ops
+
+    return stats_ops.token_statistics(
+        stats_kernel(logits), logits, targets, ignore_index=ignore_index, temperature=temperature
+    )
+
+
+def torch_linear_token_statistics(
+    hidden: Any,
+    weight: Any,
+    targets: Any,
+    *,
+    bias: Any,
+    ignore_index: int | None,
+    temperature: float,
+    softcap: float,
+    chunk: int | None,
+) -> Any:
+    """The statistics of ``softcap(hidden @ weight.T + bias)`` blocked over rows, on the kernel for their device.
+
+    ``chunk`` rows per block; by default a block holds about
+    :data:`LINEAR_BLOCK_BYTES` of logits, counting the float32 copy the C
+    kernel makes of bfloat16/float16 ones.
+    """
+    from ._kernels import stats_ops
+
+    if chunk is None:
+        per_logit = weight.element_size() + (4 if weight.element_size() < 4 else 0)
+        chunk = max(1, LINEAR_BLOCK_BYTES // max(1, weight.shape[0] * per_logit))
+    return stats_ops.linear_token_statistics(
+        stats_kernel(hidden),
+        hidden,
+        weight,
+        targets,
+        bias=bias,
+        ignore_index=ignore_index,
+        temperature=temperature,
+        softcap=softcap,
+        chunk=chunk,
+    )
+
+
+# --- distillation: divergences between two models' rows ----------------------------------------------------
+
+_KL_KERNELS = {REFERENCE: "kl_ops", CPU: "kl_cpu", TRITON: "triton_kl"}
+"""The kernel module (under :mod:`crossentropy._kernels`) that computes each backend's divergences of row pairs
+of torch tensors; the reference one is plain torch operations."""
+
+
+def kl_kernel(op: str, x: Any) -> str:
+    """The divergence kernel module for operation ``op`` (``distill`` or ``linear_distill``) on tensor ``x``,
+    imported and named (the plain-torch one where no fused kernel applies)."""
+    name = _KL_KERNELS[choose(op, x)]
+    if not _compiling():  # a traced graph calls the custom op, whose implementation imports it
+        importlib.import_module(f"{__package__}._kernels.{name}")
+    return name
+
+
+def prepare_distillation() -> None:
+    """Load what a traced distillation call relies on (see :func:`prepare_torch`), the divergence ops too."""
+    prepare_torch()
+    importlib.import_module(f"{__package__}._kernels.distill_autograd")
+
+
+def torch_distillation(student: Any, teacher: Any, **options: Any) -> tuple[Any, Any]:
+    """Per-row divergence of the student's and the teacher's rows ``(n, V)`` on the kernel for their device:
+    ``(values, aux)`` of :func:`crossentropy._kernels.distill_autograd.distill` (differentiable with respect to
+    ``student``; nothing is read back to the host)."""
+    from ._kernels import distill_autograd
+
+    return distill_autograd.distill(kl_kernel("distill", student), student, teacher, **options)
+
+
+DISTILL_BLOCK_BYTES = 1 << 30
+"""The default size of one block of both models' logits in linear + distillation: larger than
+:data:`LINEAR_BLOCK_BYTES`, as each block reads both LM heads and updates the student's gradient once (at
+N x D x V = 1024 x 1024 x 128256, 1 GiB blocks took 29 s against 41 s for 256 MiB ones, in one run)."""
+
+
+def torch_linear_distillation(h_s: Any, w_s: Any, h_t: Any, w_t: Any, **options: Any) -> tuple[Any, Any]:
+    """The divergence of two models' logits from hidden states and LM-head weights, over blocks of rows holding
+    about :data:`DISTILL_BLOCK_BYTES` of both models' logits
+    (:func:`crossentropy._kernels.distill_autograd.linear_distill`)."""
+    from ._kernels import distill_autograd
+
+    least = 4 if options.get("upcast") else 1  # upcast: the blocks of bfloat16/float16 weights are float32
+    row_bytes = w_s.shape[0] * (max(w_s.element_size(), least) + max(w_t.element_size(), least))
+    chunk = max(1, DISTILL_BLOCK_BYTES // max(1, row_bytes))
+    return distill_autograd.linear_distill(kl_kernel("linear_distill", h_s), h_s, w_s, h_t, w_t, chunk=chunk, **options)
+
+
+def divergence(
+    divergence: str, reference: object, logits: object, *, teacher_probs: bool, last_axis: bool, check_sums: bool
+) -> Array | None:
+    """Row-wise ``KL(P || Q)`` (``"forward_kl"``) or ``JS(P, Q)`` (``"jsd"``) of ``logits`` (Q, events last)
+    against ``reference`` (P: probabilities with ``teacher_probs``, else logits) from a fused kernel, or None.
+
+    One pass per row pair: the C kernel for NumPy arrays and CPU tensors,
+    Triton for CUDA tensors; torch results are differentiable with respect to
+    ``logits``. Returns None where the reference path must run: no kernel, a
+    layout or dtype it does not take, ``reference`` needing a gradient, or
+    (with ``check_sums``, the validating call) invalid values, which the
+    reference path then reports.
+    """
+    backend = choose("distill", logits, last_axis=last_axis)
+    p: Any = reference
+    q: Any = logits
+    kind = _kind(q)
+    if backend == REFERENCE or _kind(p) != kind or p.shape != q.shape or p.dtype != q.dtype or q.shape[-1] == 0:
+        return None
+    c = q.shape[-1]
+    if kind == "numpy":
+        tol = sum_tolerance(np, q.dtype)
+        found = _kernels.distill(
+            q.reshape(-1, c),
+            p.reshape(-1, c),
+            divergence=divergence,
+            teacher_probs=teacher_probs,
+            check_sums=check_sums,
+            tol=tol,
+        )
+        return None if found is None else found[0].reshape(q.shape[:-1])
+    torch = sys.modules["torch"]
+    if p.requires_grad and torch.is_grad_enabled():
+        return None  # the reference path differentiates both arguments
+    if check_sums and teacher_probs:
+        sums_ok = (p.double().sum(-1) - 1.0).abs() <= float(torch.finfo(p.dtype).eps) ** 0.5
+        if not bool((((p >= 0) & (p <= 1)).all(-1) & sums_ok).all()):
+            return None
+    values, _ = torch_distillation(
+        q.reshape(-1, c), p.reshape(-1, c), divergence=divergence, teacher_probs=teacher_probs
+    )
+    if check_sums and bool(values.isnan().any()):
+        return None
+    return values.to(q.dtype).reshape(q.shape[:-1])

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from types import ModuleType
 from typing import Any
 
+import numpy as np
+
 from . import _dispatch
 from ._namespace import asarray, float_dtypes, namespace, normalize_axis, quiet, refuses_masked_arrays, to_dtype
 from ._special import log_ratio, log_softmax, xlogx, xlogy_from_log
@@ -91,6 +93,27 @@ def _fast(kind: str, p: object, q: object, axis: int, keepdims: bool, base: floa
         return None
     values = _scale(rows.reshape(first.shape[:-1] + ((1,) if keepdims else ())), base).astype(first.dtype)
     return values if values.ndim else values[()]
+
+
+def _fused_divergence(
+    divergence: str, p: object, q: object, axis: int, keepdims: bool, base: float | None, validate: bool
+) -> Any:
+    """``KL(P || Q)`` of logits ``q`` (``divergence="forward_kl"``, ``p`` probabilities) or ``JS(P, Q)`` of
+    logits ``p`` and ``q`` (``"jsd"``) from one fused pass per row pair when the dispatcher picks one, else None."""
+    logits: Any = q
+    if not hasattr(logits, "ndim") or logits.ndim < 1 or getattr(p, "shape", None) != logits.shape:
+        return None
+    last = normalize_axis(axis, logits.ndim, "q") == logits.ndim - 1
+    rows = _dispatch.divergence(
+        divergence, p, q, teacher_probs=divergence == "forward_kl", last_axis=last, check_sums=validate
+    )
+    if rows is None:
+        return None
+    xp = namespace(rows)
+    values = to_dtype(xp, _scale(rows, base), logits.dtype)
+    if keepdims:
+        values = xp.expand_dims(values, axis=-1)
+    return values[()] if isinstance(values, np.ndarray) and values.ndim == 0 else values
 
 
 def _finish(xp: ModuleType, terms: Array, axis: int, keepdims: bool, base: float | None, out: Any) -> Array:
@@ -372,7 +395,10 @@ def kl_divergence(
     -----
     The argument order is SciPy's ``rel_entr(p, q)`` and Keras'
     ``kl_divergence(p, q)``; PyTorch's ``kl_div`` and optax's
-    ``kl_divergence`` take the model's log-probabilities first.
+    ``kl_divergence`` take the model's log-probabilities first. With
+    ``from_logits=True``, NumPy arrays and CPU or CUDA tensors take one fused
+    pass per row pair (``log_softmax(q)`` and the divergence together; with
+    torch, differentiable with respect to ``q``).
 
     Examples
     --------
@@ -385,6 +411,8 @@ def kl_divergence(
     """
     b = check_base(base)
     if not from_logits and (fast := _fast("kl_divergence", p, q, axis, keepdims, b, validate)) is not None:
+        return fast
+    if from_logits and (fast := _fused_divergence("forward_kl", p, q, axis, keepdims, b, validate)) is not None:
         return fast
     xp, (pf, qf), ax, out = _distributions([("p", p, False), ("q", q, from_logits)], axis, validate)
     return _finish(xp, _kl_terms(xp, pf, qf, ax, from_logits), ax, keepdims, b, out)
@@ -399,6 +427,7 @@ def js_divergence(
     *,
     axis: int = -1,
     base: float | None = None,
+    from_logits: bool = False,
     keepdims: bool = False,
     validate: bool = True,
 ) -> Array:
@@ -410,11 +439,15 @@ def js_divergence(
     Parameters
     ----------
     p, q : array_like
-        Distributions with events along ``axis``; they broadcast.
+        Distributions with events along ``axis`` (their logits with
+        ``from_logits=True``); they broadcast.
     axis : int, default -1
         The axis that holds the events.
     base : float, optional
         Logarithm base: ``None`` for nats, ``2`` for bits.
+    from_logits : bool, default False
+        Both ``p`` and ``q`` hold logits (normalised with a stable
+        log-softmax): the divergence between two models' predictions.
     keepdims : bool, default False
         Keep the event axis with length 1.
     validate : bool, default True
@@ -433,7 +466,12 @@ def js_divergence(
     Notes
     -----
     This is the divergence. :func:`scipy.spatial.distance.jensenshannon`
-    returns its square root, the Jensen-Shannon *distance*.
+    returns its square root, the Jensen-Shannon *distance*. From logits,
+    each term's ``log(P(x) / M(x))`` is formed from
+    ``d = log Q(x) - log P(x)`` as ``-log1p(expm1(-|d|) / 2)`` (plus ``d``
+    where it applies), which keeps its accuracy where ``P`` and ``Q`` nearly
+    agree; NumPy arrays and CPU or CUDA tensors take one fused pass per row
+    pair.
 
     Examples
     --------
@@ -442,12 +480,33 @@ def js_divergence(
     0.4202005704
     >>> float(ce.js_divergence([1, 0], [0, 1], base=2))
     1.0
+    >>> import numpy as np
+    >>> logits_p, logits_q = np.log([0.10, 0.40, 0.50]), np.log([0.80, 0.15, 0.05])
+    >>> print(f"{ce.js_divergence(logits_p, logits_q, base=2, from_logits=True):.10f}")
+    0.4202005704
     """
     b = check_base(base)
-    xp, (pf, qf), ax, out = _distributions([("p", p, False), ("q", q, False)], axis, validate)
+    if from_logits and (fast := _fused_divergence("jsd", p, q, axis, keepdims, b, validate)) is not None:
+        return fast
+    xp, (pf, qf), ax, out = _distributions([("p", p, from_logits), ("q", q, from_logits)], axis, validate)
+    if from_logits:
+        return _finish(xp, _js_terms_from_logits(xp, pf, qf, ax), ax, keepdims, b, out)
     m = (pf + qf) / 2
     terms = (_kl_terms(xp, pf, m, ax, False) + _kl_terms(xp, qf, m, ax, False)) / 2
     return _finish(xp, terms, ax, keepdims, b, out)
+
+
+def _js_terms_from_logits(xp: ModuleType, pf: Array, qf: Array, ax: int) -> Array:
+    """``(P log(P / M) + Q log(Q / M)) / 2`` of logits, the log-ratios from ``d = log Q - log P`` (see Notes)."""
+    lp, lq = log_softmax(xp, pf, ax), log_softmax(xp, qf, ax)
+    p, q = xp.exp(lp), xp.exp(lq)
+    d = lq - lp
+    neg = d <= 0
+    safe = xp.where(xp.isnan(d), 0.0, d)  # both probabilities 0: the terms are 0 whatever the ratio
+    r = 0.0 - xp.log1p(xp.expm1(0.0 - xp.abs(safe)) / 2)
+    p_ratio = xp.where(neg, r, r - safe)
+    q_ratio = xp.where(neg, r + safe, r)
+    return (xp.where(p == 0, 0.0, p * p_ratio) + xp.where(q == 0, 0.0, q * q_ratio)) / 2
 
 
 @refuses_masked_arrays

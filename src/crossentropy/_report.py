@@ -2,10 +2,17 @@
 
 A module of its own because the report is a format, not a computation: it
 renders the result of :func:`crossentropy.scoring.score_file` as one HTML
-file with its figures embedded as PNG data, so it opens with no network
-access, on a phone as on a desktop. It reads the result's fields and never
-recomputes a score: the baseline, per-class precision and recall, the
-calibration bins and the loss histogram all come from the scorer.
+file with its figures embedded as SVG data, so it opens with no network
+access, on a phone as on a desktop (the figures are drawn at a size and in
+a type that stay readable at a phone's width). It reads the result's fields
+and never recomputes a score: the baseline, per-class precision and recall,
+the calibration bins and their verdict, the temperature, the loss histogram
+and the worst rows all come from the scorer.
+
+It leads with the verdict (how much the model beats the baseline, whether it
+is overconfident, underconfident or well calibrated, and what a temperature
+would recover), then the headline cards, then the details, and ends with the
+facts about the file and the run.
 """
 
 from __future__ import annotations
@@ -38,33 +45,56 @@ p,li{max-width:44rem}
 .card .label{font-size:.85rem;color:#57606a}
 .card .value{font-size:1.25rem;font-weight:600;font-variant-numeric:tabular-nums;white-space:nowrap}
 .card .note{font-size:.85rem;color:#57606a}
-.table-wrap{overflow-x:auto;max-width:100%}
+.card.warn{background:#fff8c5;border-color:#d4a72c}
+.card.fine{background:#dafbe1;border-color:#4ac26b}
+.card.warn .value,.card.fine .value{white-space:normal}
+.verdict{font-size:1.05rem;max-width:48rem;border-left:4px solid #1f2328;padding:.2rem .8rem;margin:.6rem 0}
+.verdict p{margin:.3rem 0;max-width:none}
+.verdict .word{font-weight:700}
+.table-wrap{overflow-x:auto;max-width:100%;scrollbar-width:thin;scrollbar-color:#8c959f transparent;
+background:linear-gradient(to right,#fff 40%,rgba(255,255,255,0)) left center/2.5em 100% no-repeat local,
+linear-gradient(to left,#fff 40%,rgba(255,255,255,0)) right center/2.5em 100% no-repeat local,
+radial-gradient(farthest-side at 0 50%,rgba(0,0,0,.35),transparent) left center/1em 100% no-repeat scroll,
+radial-gradient(farthest-side at 100% 50%,rgba(0,0,0,.35),transparent) right center/1em 100% no-repeat scroll}
+.table-wrap:focus-visible{outline:2px solid #0969da}
+.scroll-hint{display:none;font-size:.85rem;color:#57606a;margin:.2rem 0}
+.table-wrap.overflowing+.scroll-hint{display:block}
 table{border-collapse:collapse;margin:.4rem 0 1rem}
-th,td{border-bottom:1px solid #d0d7de;padding:.3rem .6rem;text-align:right;vertical-align:top}
-th{background:#f6f8fa;font-weight:600}
+th,td{border-bottom:1px solid #d0d7de;padding:.3rem .6rem;text-align:right;vertical-align:top;white-space:nowrap}
+th{background:rgba(208,215,222,.3);font-weight:600}
 th:first-child,td:first-child,.text{text-align:left}
 td{font-variant-numeric:tabular-nums}
 dl.meta{display:grid;grid-template-columns:max-content minmax(0,1fr);gap:.15rem 1rem;margin:.4rem 0}
 dl.meta dt{color:#57606a}
 dl.meta dd{margin:0;overflow-wrap:anywhere}
 figure{margin:1rem 0}
-figure img{max-width:100%;height:auto;display:block}
+figure img{width:100%;max-width:30rem;height:auto;display:block}
+footer{margin-top:2rem;border-top:1px solid #d0d7de}
 figcaption{font-size:.9rem;color:#57606a}
 .good{color:#1a7f37}.bad{color:#b3261e}
 """
 
 
-def _png(draw: Callable[[Any], Any], size: tuple[float, float] = (6.4, 4.0)) -> str:
+FIGURE_SIZE = (5.0, 3.5)
+"""Inches: 480 CSS px wide, shown at that size or the page's width if narrower: at a phone's (about 360 px)
+the type shrinks by a quarter at most."""
+FIGURE_STYLE: Any = {"font.size": 13, "svg.fonttype": "none", "svg.hashsalt": "crossentropy-report"}
+"""Type of 13 points, none smaller than matplotlib's "small" (10.8): at least 10 CSS px on a phone. The text
+stays text (``svg.fonttype``), drawn by the browser; the salt makes the SVG's ids reproducible."""
+
+
+def _svg(draw: Callable[[Any], Any], size: tuple[float, float] = FIGURE_SIZE) -> str:
+    """The figure ``draw(ax)`` makes, as base64 SVG."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=size, layout="constrained")
-    buffer = io.BytesIO()
-    with np.errstate(all="ignore"):  # axis limits near the float range (a loss of 1e308) overflow in matplotlib
+    with matplotlib.rc_context(FIGURE_STYLE), np.errstate(all="ignore"):  # limits near 1e308 overflow in matplotlib
+        fig = Figure(figsize=size, layout="constrained")
         draw(fig.add_subplot())
-        fig.savefig(buffer, format="png", dpi=110)
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="svg", metadata={"Date": None})
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
@@ -85,6 +115,13 @@ def _num(value: Any, unit: str = "", digits: int = 4) -> str:
     else:
         text = f"{value:.{digits}g}"
     return f"{text} {html.escape(unit)}".strip()
+
+
+def _distinct_digits(a: float, b: float, digits: int = 4) -> int:
+    """The fewest significant digits, from ``digits`` up to 12, that write ``a`` and ``b`` differently."""
+    while digits < 12 and f"{a:.{digits}g}" == f"{b:.{digits}g}":
+        digits += 1
+    return digits
 
 
 def _finite(value: Any) -> float | None:
@@ -113,19 +150,28 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], caption: str, 
         f'<div class="table-wrap" tabindex="0" role="region" aria-label="{html.escape(caption)}">'
         f'<table><caption class="visually-hidden">{html.escape(caption)}</caption>'
         f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
+        '<p class="scroll-hint" aria-hidden="true">Scroll the table sideways for more columns →</p>'
     )
 
 
-def _figure(data: str, alt: str, caption: str) -> str:
+def _figure(data: str, alt: str, caption: str, size: tuple[float, float] = FIGURE_SIZE) -> str:
+    width, height = round(96 * size[0]), round(96 * size[1])  # CSS pixels: 96 per inch, as the SVG says in pt
     return (
-        f'<figure><img alt="{html.escape(alt)}" width="704" height="440" src="data:image/png;base64,{data}">'
-        f"<figcaption>{caption}</figcaption></figure>"
+        f'<figure><img alt="{html.escape(alt)}" width="{width}" height="{height}" '
+        f'src="data:image/svg+xml;base64,{data}"><figcaption>{caption}</figcaption></figure>'
     )
 
 
-def _card(label: str, value: str, note: str = "") -> str:
+def _card(label: str, value: str, note: str = "", css: str = "") -> str:
     note_html = f'<div class="note">{note}</div>' if note else ""
-    return f'<div class="card"><div class="label">{label}</div><div class="value">{value}</div>{note_html}</div>'
+    return (
+        f'<div class="card{" " + css if css else ""}"><div class="label">{label}</div>'
+        f'<div class="value">{value}</div>{note_html}</div>'
+    )
+
+
+VERDICT_CLASS = {"overconfident": "warn", "underconfident": "warn", "well calibrated": "fine"}
+"""The colour of the calibration card: yellow for a miscalibration, green for none."""
 
 
 def _headline(r: Mapping[str, Any], unit: str) -> str:
@@ -148,13 +194,33 @@ def _headline(r: Mapping[str, Any], unit: str) -> str:
         cards.append(_card("baseline: class frequencies only", _num(baseline, unit)))
     cards.append(_card("accuracy", _percent(r.get("accuracy")), "top prediction equals the label"))
     calibration = r.get("calibration", {})
-    cards.append(
-        _card(
-            "expected calibration error",
-            _num(calibration.get("ece"), digits=3),
-            "0 is perfect; 0.05 means confidence is off by 5 points on average",
+    ece = _num(calibration.get("ece"), digits=3)
+    verdict = calibration.get("verdict")
+    if verdict:
+        cards.append(
+            _card(
+                "calibration",
+                html.escape(verdict),
+                f"expected calibration error {ece} (0 is perfect; 0.05: confidence off by 5 points on average)",
+                VERDICT_CLASS.get(verdict, ""),
+            )
         )
-    )
+    else:
+        cards.append(
+            _card(
+                "expected calibration error", ece, "0 is perfect; 0.05 means confidence is off by 5 points on average"
+            )
+        )
+    if "temperature" in calibration:
+        after = calibration.get("mean_loss_after")
+        cards.append(
+            _card(
+                "loss after a temperature",
+                _num(after, unit),
+                f"T = {_num(calibration['temperature'])}; {html.escape(str(calibration.get('fitted_on', '')))}",
+                "fine" if _is_number(after) and _is_number(mean) and after < mean else "",
+            )
+        )
     if "bootstrap" in r:
         lo, hi = r["bootstrap"]["ci95"]
         cards.append(
@@ -165,6 +231,59 @@ def _headline(r: Mapping[str, Any], unit: str) -> str:
             )
         )
     return '<div class="headline">' + "".join(cards) + "</div>"
+
+
+def _verdict(r: Mapping[str, Any], unit: str) -> str:
+    """The report's first words: how the model does against the baseline, its calibration, what a fix recovers."""
+    sentences = []
+    mean, baseline = _finite(r.get("mean_loss")), _finite(r.get("baseline_loss"))
+    if mean is not None and baseline is not None:
+        if mean < baseline:
+            lower = f" ({100 * (baseline - mean) / baseline:.1f} % lower)" if baseline > 0 else ""
+            sentences.append(
+                f"Mean loss {_num(mean, unit)} against {_num(baseline, unit)} for the class frequencies alone{lower}: "
+                "the inputs tell the model something."
+            )
+        else:
+            sentences.append(
+                f"Mean loss {_num(mean, unit)}: no better than the {_num(baseline, unit)} of predicting the class "
+                "frequencies for every row."
+            )
+    elif r.get("mean_loss") == math.inf:
+        sentences.append("The mean loss is infinite.")
+    histogram = r.get("loss_histogram") or {}
+    infinite = int(histogram.get("infinite", 0) or 0)
+    if infinite:
+        some = "1 row gives its label" if infinite == 1 else f"{infinite:,} rows give their label"
+        where = " (see the worst rows below)" if r.get("worst_rows") else ""
+        sentences.append(f"{some} probability 0: an infinite loss{where}.")
+    calibration = r.get("calibration", {})
+    verdict = calibration.get("verdict")
+    if verdict:
+        sentences.append(
+            f'Calibration: <span class="word">{html.escape(verdict)}</span>: '
+            f"{html.escape(str(calibration.get('verdict_reason', '')))}."
+        )
+    if "temperature" in calibration:
+        t = _num(calibration["temperature"])
+        before, after = calibration.get("mean_loss_before"), calibration.get("mean_loss_after")
+        how = html.escape(str(calibration.get("fitted_on", "")))
+        ece = f"{_num(calibration.get('ece_before'), digits=3)} to {_num(calibration.get('ece_after'), digits=3)}"
+        if _is_number(before) and _is_number(after) and after < before:
+            digits = _distinct_digits(before, after)
+            lower = f" ({100 * (before - after) / before:.2g} % lower)" if math.isfinite(before) and before > 0 else ""
+            sentences.append(
+                f"A temperature of {t} would lower the loss from {_num(before, unit, digits)} to "
+                f"{_num(after, unit, digits)}{lower} and the calibration error from {ece} (measured by {how})."
+            )
+        else:
+            sentences.append(
+                f"No temperature lowers the loss: {_num(before, unit)} before, {_num(after, unit)} with the "
+                f"temperature {t} (measured by {how})."
+            )
+    if not sentences:
+        return ""
+    return '<div class="verdict">' + "".join(f"<p>{x}</p>" for x in sentences) + "</div>"
 
 
 def _metadata(r: Mapping[str, Any], generated: str) -> str:
@@ -215,8 +334,153 @@ every row (the prior). A useful model beats it; the improvement is how much the 
 The reliability diagram shows this bin by bin, with the number of rows in each; a bin with few rows says
 little. The <b>expected calibration error</b> (ECE) is the row-weighted average gap between confidence and
 observed frequency.</li>
+<li><b>The verdict</b> reads the bins with one rule. A bin of <i>n</i> rows with mean confidence <i>c</i>
+and observed frequency <i>o</i> is off when |<i>o</i> − <i>c</i>| exceeds
+max(0.01, 3 √(<i>c</i>(1 − <i>c</i>)/<i>n</i>)), three standard errors of a frequency of <i>n</i> rows;
+for a binary model, bins below 0.5 are read from the side of class 0. <b>Well calibrated</b>: no bin is off.
+<b>Overconfident</b>: more rows lie in bins where the predicted class is right less often than the model says
+than in bins where it is right more often; <b>underconfident</b>: the reverse.</li>
+<li><b>A temperature</b> <i>T</i> divides the logits (for probabilities, their logarithms) before the
+softmax: <i>T</i> &gt; 1 softens an overconfident model, <i>T</i> &lt; 1 sharpens an underconfident one, and
+the predicted class never changes. The "after" figures are measured on rows the temperature was not fitted on
+(cross-fitting, or a held-out file), so they are what the fix would do on new data.</li>
 </ul>
 """
+
+
+def _class_section(r: Mapping[str, Any], unit: str, top: int) -> list[str]:
+    every_class = r.get("per_class", [])
+    total = sum(int(c.get("count", 0)) for c in every_class) or 1
+    view = top_classes_of(every_class, top)
+    per_class = view["shown"]
+    shown = f"Shown: {html.escape(view['rule'])}." if view["rest"] else ""
+    class_rows = [
+        [
+            html.escape(str(c["class"])),
+            _num(c.get("count")),
+            _percent(int(c.get("count", 0)) / total),
+            _num(c.get("predicted")),
+            _percent(c.get("precision")),
+            _percent(c.get("recall")),
+            _num(c.get("mean_loss"), unit),
+        ]
+        for c in per_class + ([view["rest"]] if view["rest"] else [])
+    ]
+    sections = [
+        "<h2>Per class</h2>",
+        f"<p>{shown}</p>" if shown else "",
+        _table(
+            ["class", "rows", "share", "predicted", "precision", "recall", f"mean loss ({unit})"],
+            class_rows,
+            "per-class counts, precision, recall and loss",
+        ),
+    ]
+    if per_class:
+        sections.append(
+            _figure(
+                _svg(lambda ax: plot.per_class_loss(per_class, unit=unit, ax=ax)),
+                f"Bar chart of the mean loss of each class, in {unit}",
+                "Mean loss of the rows of each true class: a tall bar is a class the model finds hard."
+                + (f" {shown}" if shown else ""),
+            )
+        )
+    return sections
+
+
+READING = {"within": "within tolerance", "over": "overconfident", "under": "underconfident"}
+
+
+def _calibration_section(calibration: Mapping[str, Any]) -> list[str]:
+    binary = calibration.get("kind") == "positive class"
+    bins = calibration.get("bins", [])
+    bin_rows = [
+        [
+            f"{b['lower']:.2f} – {b['upper']:.2f}",
+            _num(b.get("count")),
+            _num(b.get("confidence"), digits=3),
+            _num(b.get("observed"), digits=3),
+            _num(
+                abs(b["observed"] - b["confidence"])
+                if _is_number(b.get("observed")) and _is_number(b.get("confidence"))
+                else None,
+                digits=3,
+            ),
+            READING.get(b.get("reading") or "", "—"),
+        ]
+        for b in bins
+    ]
+    what = "the share of rows of class 1" if binary else "the share of rows whose predicted class is right"
+    return [
+        f"<h2>Calibration ({html.escape(str(calibration.get('kind', '')))})</h2>",
+        _figure(
+            _svg(lambda ax: plot.reliability_diagram(calibration, ax=ax), size=(FIGURE_SIZE[0], 4.2)),
+            "Reliability diagram: observed frequency against predicted confidence per bin, with rows per bin",
+            f"Each bar is a confidence bin: its height is the observed frequency ({what}), the diamond the "
+            "mean confidence of its rows. Bars below the diagonal: the model is overconfident there; above it: "
+            "underconfident. The number at the foot of each bar is how many rows the bin holds.",
+            size=(FIGURE_SIZE[0], 4.2),
+        ),
+        _table(
+            ["confidence bin", "rows", "mean confidence", "observed frequency", "gap", "reading"],
+            bin_rows,
+            "calibration bins",
+            text=5,
+        ),
+    ]
+
+
+def _loss_section(r: Mapping[str, Any], unit: str) -> list[str]:
+    sections: list[str] = []
+    histogram = r.get("loss_histogram")
+    if histogram:
+        infinite = int(histogram.get("infinite", 0) or 0)
+        top = histogram.get("max_finite")
+        caption = f"Rows by their loss, in {html.escape(unit)}; the counts are on a log scale, so that the few rows "
+        caption += "of large loss, where the model is confidently wrong, show."
+        if _is_number(top):
+            caption += f" The largest finite loss is {_num(top, unit)}."
+        if infinite:
+            caption += f" {infinite:,} rows have an infinite loss (probability 0 for their true class)."
+        sections += [
+            "<h2>Per-row loss</h2>",
+            _figure(
+                _svg(lambda ax: plot.loss_histogram(histogram, unit=unit, log=True, ax=ax)),
+                f"Histogram of the per-row loss in {unit}, counts on a log scale",
+                caption,
+            ),
+        ]
+    worst = r.get("worst_rows") or []
+    if worst:
+        sections += [
+            f"<h2>The {len(worst)} rows with the largest loss</h2>",
+            "<p>Where to look next: each row's number in the file (data rows counted from 1, the header not "
+            "counted), its label, its loss, the probability the model gave the label, and what it predicted "
+            "instead.</p>",
+            _table(
+                ["row", "label", f"loss ({unit})", "P(label)", "predicted", "P(predicted)"],
+                [
+                    [
+                        _num(w.get("row")),
+                        html.escape(str(w.get("label"))),
+                        _num(w.get("loss"), unit),
+                        _num(w.get("label_probability"), digits=3),
+                        html.escape(str(w.get("predicted"))),
+                        _num(w.get("predicted_probability"), digits=3),
+                    ]
+                    for w in worst
+                ],
+                "the rows with the largest loss",
+            ),
+        ]
+    return sections
+
+
+RESIZE = (
+    "<script>function markOverflow(){for(const w of document.querySelectorAll('.table-wrap'))"
+    "{w.classList.toggle('overflowing',w.scrollWidth>w.clientWidth+1);}}"
+    "addEventListener('load',markOverflow);addEventListener('resize',markOverflow);</script>"
+)
+"""Shows the "scroll sideways" line under a table only while it is wider than the screen."""
 
 
 def render(
@@ -252,92 +516,14 @@ def render(
     unit = str(r.get("unit", "nats"))
     when = generated or datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     calibration = r.get("calibration", {"bins": [], "ece": math.nan, "kind": ""})
-    every_class = r.get("per_class", [])
-    total = sum(int(c.get("count", 0)) for c in every_class) or 1
-    view = top_classes_of(every_class, top_classes)
-    per_class = view["shown"]
-    class_rows = [
-        [
-            html.escape(str(c["class"])),
-            _num(c.get("count")),
-            _percent(int(c.get("count", 0)) / total),
-            _num(c.get("predicted")),
-            _percent(c.get("precision")),
-            _percent(c.get("recall")),
-            _num(c.get("mean_loss"), unit),
-        ]
-        for c in per_class + ([view["rest"]] if view["rest"] else [])
-    ]
-    bins = calibration.get("bins", [])
-    bin_rows = [
-        [
-            f"{b['lower']:.2f} – {b['upper']:.2f}",
-            _num(b.get("count")),
-            _num(b.get("confidence"), digits=3),
-            _num(b.get("observed"), digits=3),
-            _num(
-                abs(b["observed"] - b["confidence"])
-                if _is_number(b.get("observed")) and _is_number(b.get("confidence"))
-                else None,
-                digits=3,
-            ),
-        ]
-        for b in bins
-    ]
     sections = [
         f"<h1>Score of {html.escape(str(r.get('file', '')))}</h1>",
-        _metadata(r, when),
+        _verdict(r, unit),
         _headline(r, unit),
-        "<h2>How to read this</h2>",
-        HOW_TO_READ.format(unit=html.escape(unit)),
-        "<h2>Per class</h2>",
-        f"<p>Shown: {html.escape(view['rule'])}.</p>" if view["rest"] else "",
-        _table(
-            ["class", "rows", "share", "predicted", "precision", "recall", f"mean loss ({unit})"],
-            class_rows,
-            "per-class counts, precision, recall and loss",
-        ),
+        *_class_section(r, unit, top_classes),
+        *_calibration_section(calibration),
+        *_loss_section(r, unit),
     ]
-    if per_class:
-        sections.append(
-            _figure(
-                _png(lambda ax: plot.per_class_loss(per_class, unit=unit, ax=ax)),
-                f"Bar chart of the mean loss of each class, in {unit}",
-                "Mean loss of the rows of each true class: a tall bar is a class the model finds hard."
-                + (f" Shown: {html.escape(view['rule'])}." if view["rest"] else ""),
-            )
-        )
-    sections += [
-        f"<h2>Calibration ({html.escape(str(calibration.get('kind', '')))})</h2>",
-        _figure(
-            _png(lambda ax: plot.reliability_diagram(calibration, ax=ax)),
-            "Reliability diagram: observed frequency against predicted confidence per bin, with rows per bin",
-            "Bars below the diagonal: the model is over-confident there; above it: under-confident. "
-            "The number over each bar is how many rows the bin holds.",
-        ),
-        _table(
-            ["confidence bin", "rows", "mean confidence", "observed frequency", "gap"],
-            bin_rows,
-            "calibration bins",
-        ),
-    ]
-    histogram = r.get("loss_histogram")
-    if histogram:
-        infinite = int(histogram.get("infinite", 0) or 0)
-        top = histogram.get("max_finite")
-        caption = f"Rows by their loss, in {html.escape(unit)}."
-        if _is_number(top):
-            caption += f" The largest finite loss is {_num(top, unit)}."
-        if infinite:
-            caption += f" {infinite:,} rows have an infinite loss (probability 0 for their true class)."
-        sections += [
-            "<h2>Per-row loss</h2>",
-            _figure(
-                _png(lambda ax: plot.loss_histogram(histogram, unit=unit, ax=ax)),
-                f"Histogram of the per-row loss in {unit}",
-                caption,
-            ),
-        ]
     rejected = r.get("rejected") or []
     if rejected:
         sections += [
@@ -349,11 +535,18 @@ def render(
                 text=1,
             ),
         ]
+    sections += [
+        "<h2>How to read this</h2>",
+        HOW_TO_READ.format(unit=html.escape(unit)),
+        "<footer><h2>About this report</h2>",
+        _metadata(r, when),
+        "</footer>",
+    ]
     title = html.escape(f"crossentropy score: {r.get('file', '')}")
     return (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
         "<meta name='viewport' content='width=device-width, initial-scale=1'>"
         f"<title>{title}</title><style>{STYLE}"
         ".visually-hidden{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}</style>"
-        "</head><body><main>" + "".join(sections) + "</main></body></html>"
+        "</head><body><main>" + "".join(sections) + "</main>" + RESIZE + "</body></html>"
     )

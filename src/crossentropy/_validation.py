@@ -29,6 +29,10 @@ class InputError(ValueError):
     catches it.
     """
 
+    # Tracebacks and reprs name the public ``crossentropy.InputError``, not this private module;
+    # pickling finds it there too (``crossentropy`` imports this module).
+    __module__ = "crossentropy"
+
 
 def to_numpy(x: Array) -> np.ndarray[Any, Any]:
     """A host NumPy copy of ``x`` (used to report positions, never to compute)."""
@@ -214,3 +218,18 @@ def check_nonnegative(name: str, value: float) -> float:
     if not (v >= 0 and math.isfinite(v)):
         raise InputError(f"{name} must be a finite number >= 0, got {value!r}")
     return v
+
+
+class TargetIndexError(InputError, IndexError):
+    """A class index outside ``[0, V)`` that is not the ignore index (:func:`crossentropy.torch.token_statistics`).
+
+    Both an :class:`InputError` (crossentropy's bad input, which the command
+    line reports in one line) and the :class:`IndexError` that PyTorch raises
+    for a target out of bounds.
+    """
+
+
+def target_out_of_range(index: Sequence[int], value: int, num_classes: int, ignore_index: int | None) -> InputError:
+    """The :class:`TargetIndexError` for the target ``value`` at position ``index`` of ``targets``."""
+    allowed = f"[0, {num_classes})" + ("" if ignore_index is None else f" or equal ignore_index={ignore_index}")
+    return TargetIndexError(f"{_position('targets', index)} = {value} is out of range: targets must be in {allowed}")

@@ -7,10 +7,14 @@ ranges); each worker reads its pieces as Arrow record batches and feeds them
 to the same :func:`crossentropy.scoring.score_batches` core as ``crossentropy
 score``, returning a mergeable :class:`~crossentropy.scoring.Scorer`. The
 client merges the scorers in data-set order, so every figure (mean, per
-class, calibration, histogram, rejected rows, bootstrap interval) equals the
-single-process one whatever the partitioning: the bootstrap draws each row's
-Poisson weights from a counter-based generator keyed by the row's index. Dask
-recomputes the pieces of a worker that dies.
+class, calibration, histogram, rejected rows, worst rows, bootstrap interval,
+temperature) equals the single-process one whatever the partitioning: the
+bootstrap draws each row's Poisson weights from a counter-based generator
+keyed by the row's index, and the temperature's cross-fitting folds are a
+hash of that index too (the workers send their scored predictions back to
+the client, which fits; a temperature fitted on a held-out file is fitted
+on the client first, then applied on the workers). Dask recomputes the
+pieces of a worker that dies.
 
 A Dask DataFrame is accepted too (each pandas partition becomes one Arrow
 table); files are better, as workers then read them directly. The array-API
@@ -43,10 +47,12 @@ from .io.csv import line_at
 from .scoring import (
     BadRowError,
     Columns,
+    HeldOut,
     Layout,
     ScoreOptions,
     Scorer,
     describe_rejection,
+    fit_held_out,
     infer_layout,
     resolve_columns,
     score_batches,
@@ -83,7 +89,8 @@ def _score_piece(piece: Piece, columns: Columns, layout: Layout, options: ScoreO
 
 
 def _count_rows(piece: Piece, label: str) -> int:
-    """Rows of a CSV piece (for the bootstrap, which needs each piece's first row index)."""
+    """Rows of a CSV piece (for the statistics that need each piece's first row index: the bootstrap, the
+    cross-fitting folds of the temperature, the worst rows)."""
     return sum(len(batch) for batch in piece.batches([label], 1 << 16))
 
 
@@ -182,8 +189,9 @@ def score(
     options : crossentropy.scoring.ScoreOptions, optional
         What to read and compute, as for ``crossentropy score`` (labels,
         probs, logits, sample_weight, convention, base, bins, bootstrap,
-        seed, atol, renormalize, on_bad_row, delimiter; ``batch_rows``: rows
-        per Arrow batch on a worker; ``max_listed``: rejected rows listed).
+        seed, atol, renormalize, on_bad_row, delimiter, worst_rows, calibrate,
+        folds, calibrate_on; ``batch_rows``: rows per Arrow batch on a
+        worker; ``max_listed``: rejected rows listed).
     scheduler : optional
         A ``distributed.Client``, or a scheduler name for ``dask.compute``
         (``"synchronous"``, ``"threads"``, ``"processes"``); ``None`` uses the
@@ -209,16 +217,19 @@ def score(
     """
     options = replace(ScoreOptions() if options is None else options, **settings)
     check_choice("on_bad_row", options.on_bad_row, ("error", "skip"))
+    options, held_out = fit_held_out(options)  # on the client, in one process
     listed = replace(options, max_listed=max(options.max_listed, 1))  # the first bad row is needed for the error
     if isinstance(data, str):
-        total, columns, name = _score_files(data, listed, scheduler, partition_bytes, progress)
+        total, columns, name = _score_files(data, listed, scheduler, partition_bytes, progress, held_out)
     else:
-        total, columns, name = _score_dataframe(data, listed, scheduler, progress)
+        total, columns, name = _score_dataframe(data, listed, scheduler, progress, held_out)
     if total.rows_rejected and options.on_bad_row == "error":
         entry = total.public_entry(total.rejected[0])
         raise BadRowError(describe_rejection(entry), entry)
     result = summarize(name, total, columns)
     result["rejected"] = result["rejected"][: options.max_listed]
+    if held_out is not None:
+        result["calibration"].update(held_out.fields())
     return result
 
 
@@ -228,6 +239,7 @@ def _score_files(
     scheduler: Any,
     partition_bytes: int,
     progress: Callable[[int, float | None], None] | None,
+    held_out: HeldOut | None,
 ) -> tuple[Scorer, Columns, str]:
     table = open_table(path, delimiter=options.delimiter)
     if table.pieces[0].stream is not None:
@@ -241,8 +253,10 @@ def _score_files(
     if first is None:
         raise InputError(f"{table.path}: no data rows")
     layout, columns = infer_layout(first, columns, table.list_columns)
+    if held_out is not None:
+        held_out.check(layout)
     pieces = table.split(partition_bytes)
-    if options.bootstrap and any(p.start is None for p in pieces):
+    if options.needs_positions and any(p.start is None for p in pieces):
         counts: list[int] = _run(
             [dask.delayed(_guarded)(_count_rows, p, columns.label) for p in pieces],
             [1.0] * len(pieces),
@@ -268,6 +282,7 @@ def _score_dataframe(
     options: ScoreOptions,
     scheduler: Any,
     progress: Callable[[int, float | None], None] | None,
+    held_out: HeldOut | None,
 ) -> tuple[Scorer, Columns, str]:
     import dask.dataframe as dd
 
@@ -280,8 +295,10 @@ def _score_dataframe(
         raise InputError("<dask>: no data rows (or an empty first partition)")
     first = next(_frame_batches(head, columns, 64))
     layout, columns = infer_layout(first, columns, [])
+    if held_out is not None:
+        held_out.check(layout)
     starts: list[int | None] = [None] * data.npartitions
-    if options.bootstrap:
+    if options.needs_positions:
         lengths = data.map_partitions(len).compute(scheduler=scheduler)
         starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(int).tolist()
     tasks = [

@@ -31,11 +31,13 @@ from ._information import cross_entropy, entropy
 from ._validation import InputError, to_numpy
 
 __all__ = [
+    "COLOURS",
     "cross_entropy_curve",
     "densities",
     "distributions",
     "entropy_vs_classes",
     "gradient_magnitude",
+    "identity_bars",
     "learning_curves",
     "loss_histogram",
     "per_class_loss",
@@ -46,6 +48,9 @@ Axes = Any
 
 # The seed text's eleven predictions, p = 1.0, 0.9, ..., 0.0, marked on the cross-entropy curve.
 SEED_PROBABILITIES = tuple(round(1 - i / 10, 1) for i in range(11))
+
+COLOURS = {"p": "#1d4ed8", "q": "#b45309", "entropy": "#475569", "kl": "#be123c"}
+"""The explorer's colours: P (the truth), Q (the model), an entropy, a KL divergence."""
 
 
 def _axes(ax: Axes | None) -> Axes:
@@ -72,6 +77,7 @@ def distributions(
     names: Sequence[str] | None = None,
     labels: Sequence[str] = ("P (the truth)", "Q (the model)"),
     title: str | None = None,
+    colors: Sequence[str] | None = None,
     ax: Axes | None = None,
 ) -> Axes:
     """Bar chart of one or two discrete distributions side by side, each bar labelled with its value.
@@ -86,6 +92,9 @@ def distributions(
         Legend labels of ``p`` and ``q``.
     title : str, optional
         The title (default: the legend labels joined by "and").
+    colors : pair of str, optional
+        Colours of ``p`` and ``q`` (default: matplotlib's first two; the
+        explorer's are ``COLOURS["p"]`` and ``COLOURS["q"]``).
     ax : matplotlib Axes, optional
         Where to draw.
 
@@ -106,7 +115,8 @@ def distributions(
     x = np.arange(k)
     width = 0.8 / len(series)
     for i, (s, label) in enumerate(zip(series, labels, strict=False)):
-        bars = ax.bar(x + (i - (len(series) - 1) / 2) * width, s, width, label=label)
+        color = None if colors is None else colors[i]
+        bars = ax.bar(x + (i - (len(series) - 1) / 2) * width, s, width, label=label, color=color)
         if k <= 12:
             ax.bar_label(bars, labels=[f"{v:.3g}" for v in s], padding=2, fontsize=8)
     ax.set_xticks(x, names)
@@ -115,6 +125,95 @@ def distributions(
     ax.set_ylim(0, max(1.0, float(max(s.max() for s in series))) * 1.1)
     ax.set_title(title if title is not None else " and ".join(labels[: len(series)]))
     ax.legend()
+    return ax
+
+
+def _amount(value: float, unit: str) -> str:
+    """A quantity as the explorer writes it: 3 decimals (1 from 100), ``∞`` for infinity."""
+    if math.isinf(value):
+        return f"∞ {unit}"
+    return f"{value:.{1 if abs(value) >= 100 else 3}f} {unit}"
+
+
+def identity_bars(values: Mapping[str, float], *, unit: str = "nats", ax: Axes | None = None) -> Axes:
+    """Cross-entropy = entropy + KL divergence, as two stacked bars: the explorer's central picture.
+
+    The upper bar is H(P, Q) = H(P) + KL(P || Q), the lower one swaps the
+    roles, H(Q, P) = H(Q) + KL(Q || P); each is labelled with its parts and
+    their units. An infinite divergence runs to the edge and ends in an
+    arrow marked ∞.
+
+    Parameters
+    ----------
+    values : mapping
+        ``H(P)``, ``H(Q)``, ``H(P,Q)``, ``H(Q,P)``, ``KL(P||Q)`` and
+        ``KL(Q||P)`` (as :func:`crossentropy._comparison.comparison` and
+        ``crossentropy compare --format json`` give them).
+    unit : str
+        Their unit, for the labels and the axis.
+    ax : matplotlib Axes, optional
+        Where to draw.
+
+    Returns
+    -------
+    matplotlib Axes
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> from crossentropy import plot
+    >>> from crossentropy._comparison import comparison
+    >>> ax = plot.identity_bars(comparison([0.1, 0.4, 0.5], [0.8, 0.15, 0.05], base=2), unit="bits")
+    >>> [t.get_text() for t in ax.texts][0]
+    'H(P) 1.361 bits + KL(P ‖ Q) 1.927 bits = H(P, Q) 3.288 bits'
+    """
+    from matplotlib.patches import Patch
+
+    ax = _axes(ax)
+    rows = [
+        ("H(P, Q)", "H(P)", "KL(P ‖ Q)", float(values["H(P)"]), float(values["KL(P||Q)"]), float(values["H(P,Q)"])),
+        ("H(Q, P)", "H(Q)", "KL(Q ‖ P)", float(values["H(Q)"]), float(values["KL(Q||P)"]), float(values["H(Q,P)"])),
+    ]
+    infinite = any(math.isinf(kl) for *_, kl, _ in rows)
+    top = max([1e-9] + [v for *_, h, _, total in rows for v in (h, total) if math.isfinite(v)])
+    right = top * (1.35 if infinite else 1.1)
+    height = 0.42
+    for y, (name, h_name, kl_name, h, kl, total) in zip((1.0, 0.0), rows, strict=True):
+        ax.barh(y, h, height=height, color=COLOURS["entropy"])
+        if math.isinf(kl):
+            end = right * 0.96
+            ax.barh(y, end - h, left=h, height=height, color=COLOURS["kl"])
+            ax.annotate("", xy=(right, y), xytext=(end, y), arrowprops={"arrowstyle": "-|>", "color": COLOURS["kl"]})
+            ax.text(end - right * 0.01, y, "∞", ha="right", va="center", color="white", fontweight="bold",
+                    fontsize="large")  # fmt: skip
+        else:
+            ax.barh(y, kl, left=h, height=height, color=COLOURS["kl"])
+        ax.text(0, y + height / 2 + 0.04, f"{h_name} {_amount(h, unit)} + {kl_name} {_amount(kl, unit)} = "
+                f"{name} {_amount(total, unit)}", va="bottom", ha="left")  # fmt: skip
+    ax.set_yticks([1.0, 0.0], [rows[0][0], rows[1][0]])
+    ax.set_ylim(-0.45, 1.75)
+    ax.set_xlim(0, right)
+    ax.set_xlabel(unit)
+    ax.set_ylabel("cross-entropy")
+    ax.set_title("Cross-entropy = entropy + KL divergence")
+    ax.legend(
+        handles=[
+            Patch(
+                color=COLOURS["entropy"],
+                label="entropy of the distribution taken as the truth:\nH(P) upper, H(Q) lower",
+            ),
+            Patch(
+                color=COLOURS["kl"],
+                label="KL divergence, the extra cost of the wrong model:\nKL(P ‖ Q) upper, KL(Q ‖ P) lower",
+            ),
+        ],
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.22),
+        ncols=1,
+        frameon=False,
+        fontsize="small",
+    )
     return ax
 
 
@@ -288,28 +387,23 @@ def reliability_diagram(calibration: Mapping[str, Any], *, ax: Axes | None = Non
     ax.bar(centers, observed, widths, edgecolor="black", linewidth=0.6, alpha=0.6, label="observed frequency")
     confident = [(c, b["confidence"]) for c, b in zip(centers, bins, strict=True) if b["confidence"] is not None]
     if confident:
-        ax.plot(*zip(*confident, strict=True), "D", color="C1", markersize=4, label="mean confidence in the bin")
+        ax.plot(*zip(*confident, strict=True), "D", color="C1", markersize=5, label="mean confidence of the bin")
     ax.plot([0, 1], [0, 1], "--", color="gray", label="perfect calibration")
+    crowded = len(bins) > 10 or (len(bins) > 6 and max(counts, default=0) >= 1000)  # "1,865" is wider than a bar
     for center, n in zip(centers, counts, strict=True):
         if n:
-            ax.text(
-                center,
-                0.015,
-                f"{n:,}",
-                ha="center",
-                va="bottom",
-                fontsize=7 if len(bins) <= 12 else 5,
-                rotation=90 if len(bins) > 12 else 0,
-                color="black",
-            )
+            ax.text(center, 0.015, f"{n:,}", ha="center", va="bottom", fontsize="small",
+                    rotation=90 if crowded else 0, color="black")  # fmt: skip
     ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1.12)
+    ax.set_ylim(0, 1.05)
     ax.set_xlabel(f"predicted confidence ({calibration.get('kind', 'top label')})")
     ax.set_ylabel("observed frequency")
     ece = calibration["ece"]
     ece_text = "nan" if ece is None or (isinstance(ece, float) and math.isnan(ece)) else f"{ece:.4f}"
-    ax.set_title(f"Reliability: ECE = {ece_text} (numbers at the foot: rows per bin)")
-    ax.legend(loc="upper left", fontsize=8)
+    ax.set_title(f"Reliability: ECE = {ece_text}")
+    # under the axes, where it covers no bar; the rows of each bin are the numbers at the foot of its bar
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=2, frameon=False, fontsize="small",
+              title="numbers at the foot of the bars: rows per bin", title_fontsize="small")  # fmt: skip
     return ax
 
 
@@ -334,8 +428,8 @@ def per_class_loss(per_class: Sequence[Mapping[str, Any]], *, unit: str = "nats"
     values = [c["mean_loss"] for c in per_class]
     heights = [v if isinstance(v, (int, float)) and math.isfinite(v) else 0.0 for v in values]
     bars = ax.bar(classes, heights)
-    if len(classes) <= 20:
-        ax.bar_label(bars, labels=[_short(v) for v in values], padding=2, fontsize=8)
+    if len(classes) <= 12:
+        ax.bar_label(bars, labels=[_short(v) for v in values], padding=2, fontsize="small")
     ax.set_xlabel("true class")
     ax.set_ylabel(f"mean loss ({unit})")
     ax.set_title("Mean loss of the rows of each class")
@@ -352,7 +446,9 @@ def _short(value: Any) -> str:
     return "∞" if math.isinf(v) else f"{v:.3g}"
 
 
-def loss_histogram(histogram: Mapping[str, Any], *, unit: str = "nats", ax: Axes | None = None) -> Axes:
+def loss_histogram(
+    histogram: Mapping[str, Any], *, unit: str = "nats", log: bool = False, ax: Axes | None = None
+) -> Axes:
     """Histogram of per-row losses (``crossentropy score`` output).
 
     Parameters
@@ -363,6 +459,9 @@ def loss_histogram(histogram: Mapping[str, Any], *, unit: str = "nats", ax: Axes
         ``upper`` and ``counts`` (equal bins from 0), is read too.
     unit : str
         The loss's unit, for the axis label.
+    log : bool
+        Counts on a log scale, so that a bin of a few rows (the confidently
+        wrong ones, far to the right) shows next to one of thousands.
     ax : matplotlib Axes, optional
         Where to draw.
 
@@ -370,6 +469,8 @@ def loss_histogram(histogram: Mapping[str, Any], *, unit: str = "nats", ax: Axes
     -------
     matplotlib Axes
     """
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
     ax = _axes(ax)
     counts = np.asarray(histogram["counts"], dtype=float)
     if "edges" in histogram:
@@ -378,10 +479,18 @@ def loss_histogram(histogram: Mapping[str, Any], *, unit: str = "nats", ax: Axes
         edges = np.linspace(0, histogram["upper"], counts.size + 1)
     if edges.size != counts.size + 1:
         raise InputError(f"the histogram has {counts.size} counts but {edges.size} edges")
-    ax.stairs(counts, edges, fill=True, alpha=0.8)
+    if log:
+        # a bar of one row must show: the bars start at half a row, empty bins draw nothing
+        ax.stairs(np.where(counts > 0, counts, np.nan), edges, fill=True, alpha=0.8, baseline=0.5)
+        ax.set_yscale("log")
+        ax.set_ylim(0.5, max(2.0, float(np.nanmax(counts, initial=1.0))) * 2)
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))  # 1, 10, 100: no superscripts
+        ax.yaxis.set_minor_formatter(NullFormatter())
+    else:
+        ax.stairs(counts, edges, fill=True, alpha=0.8)
     ax.set_xlim(float(edges[0]), float(edges[-1]))
     ax.set_xlabel(f"per-row loss ({unit})")
-    ax.set_ylabel("rows")
+    ax.set_ylabel("rows (log scale)" if log else "rows")
     infinite = int(histogram.get("infinite", 0) or 0)
     if infinite:
         ax.text(
@@ -391,7 +500,7 @@ def loss_histogram(histogram: Mapping[str, Any], *, unit: str = "nats", ax: Axes
             transform=ax.transAxes,
             ha="right",
             va="top",
-            fontsize=9,
+            fontsize="small",
         )
     ax.set_title("How the loss is spread over the rows")
     return ax

@@ -60,18 +60,27 @@ from torch.nn import _reduction
 from torch.overrides import has_torch_function_variadic
 
 from . import _dispatch
+from ._distill import KLDivLoss, distillation_loss, kl_div, linear_distillation_loss
+from ._token_stats import TokenStatistics, linear_token_statistics, token_statistics
 
 __all__ = [
     "BCELoss",
     "BCEWithLogitsLoss",
     "CrossEntropyLoss",
+    "KLDivLoss",
     "LinearCrossEntropyLoss",
     "NLLLoss",
+    "TokenStatistics",
     "binary_cross_entropy",
     "binary_cross_entropy_with_logits",
     "cross_entropy",
+    "distillation_loss",
+    "kl_div",
     "linear_cross_entropy",
+    "linear_distillation_loss",
+    "linear_token_statistics",
     "nll_loss",
+    "token_statistics",
 ]
 
 _dispatch.prepare_torch()

@@ -20,7 +20,7 @@ the patching; what a model family is and the head's fused loss live in
   model with rolling windows, fused linear + cross-entropy per window, and
   reports the cross-entropy, token perplexity, bits per byte and word
   perplexity with the definitions of EleutherAI's lm-evaluation-harness;
-  ``crossentropy perplexity MODEL_DIR TEXT_FILE`` is its command line.
+  ``crossentropy perplexity MODEL_DIR TEXT...`` is its command line.
 
 Examples
 --------

@@ -43,9 +43,15 @@ def test_compare_reads_files(cli, tmp_path):
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["compare", "0.1,abc", "0.5,0.5"], r"P\[1\] = 'abc' is not a number"),
-        (["compare", "0.5,0.5", "0.2,0.3,0.5"], "P has 2 events but Q has 3"),
-        (["compare", "0.5,0.6", "0.5,0.5"], r"p\[:\] sums to 1.1"),
+        (["compare", "0.1,abc", "0.5,0.5"], "P(event 2): 'abc' is not a number; type a probability between 0 and 1"),
+        (["compare", "0.5,0.5", "0.2,0.3,0.5"], "P lists 2 numbers and Q lists 3: give one number per event in each"),
+        (["compare", "0.5,0.6", "0.5,0.5"], "P (the truth) adds up to 1.1, not 1: lower its values by 0.1 in total"),
+        (["compare", "0.5,0.5", "0.7,0.2"], "Q (the model) adds up to 0.9, not 1: raise its values by 0.1 in total"),
+        (
+            ["compare", "0.5,-0.5,1", "0.5,0.5,0", "--names", "red,green,blue"],
+            "P(green) is -0.5, but a probability lies between 0 and 1",
+        ),
+        (["compare", "0.5,0.5", "0.5,nan"], "Q(event 2) is nan, but a probability lies between 0 and 1"),
         (["compare", "0.5,0.5", "0.5,0.5", "--names", "a"], "--names has 1 names for 2 events"),
         (["compare", "0.5,0.5", "0.5,0.5", "--base", "1"], "invalid base"),
         (["compare", "0.5,0.5"], "the following arguments are required"),

@@ -108,7 +108,7 @@ def test_score_binary_per_class_calibration_bootstrap_report(cli, tmp_path):
     lo, hi = data["bootstrap"]["ci95"]
     assert lo < 0.2469198908 < hi
     html = report.read_text()
-    assert html.count("data:image/png;base64,") == 3
+    assert html.count("data:image/svg+xml;base64,") == 3
     assert "http" not in html.split("<body>")[1]
     code, out, _ = cli("score", str(tmp_path / "b.csv"), "--per-class", "--calibration")
     assert "per class" in out

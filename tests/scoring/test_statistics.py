@@ -61,7 +61,16 @@ def test_a_new_statistic_is_kept_through_the_merge_of_pieces(with_brier):
         part = Scorer(layout, origin=a)
         part.update(labels[a : a + 700].astype(float), probs[a : a + 700])
         total.merge(part)
-    assert set(total.statistics) == {"loss", "classes", "calibration", "loss_histogram", "bootstrap", "brier"}
+    assert set(total.statistics) == {
+        "loss",
+        "classes",
+        "calibration",
+        "loss_histogram",
+        "worst_rows",
+        "bootstrap",
+        "temperature",
+        "brier",
+    }
     assert total.result()["brier"] == pytest.approx(_brier(labels, probs), rel=1e-12)
 
 

@@ -151,6 +151,21 @@ def _int64_labels(labels: Array, n: int) -> Array | None:
     return np.ascontiguousarray(labels, dtype=np.int64).reshape(n)
 
 
+def _labels(labels: Array, n: int, ignore_index: int | None) -> tuple[Array, int, int] | None:
+    """``(int64 labels, has_ignore, ignore)`` as the kernels take them, or None if a label does not fit in int64
+    or ``ignore_index`` is not an integer. An ``ignore_index`` outside int64 ignores nothing."""
+    y = _int64_labels(labels, n)
+    if y is None:
+        return None
+    try:
+        ignore = None if ignore_index is None else operator.index(ignore_index)
+    except TypeError:
+        return None
+    if ignore is None or not -_INT64_MAX - 1 <= ignore <= _INT64_MAX:
+        return y, 0, 0
+    return y, 1, ignore
+
+
 def sparse(
     x: Array,
     labels: Array,
@@ -180,14 +195,10 @@ def sparse(
         return None
     x = np.ascontiguousarray(x)
     n, v = x.shape
-    y = _int64_labels(labels, n)
-    if y is None:
+    parsed = _labels(labels, n, ignore_index)
+    if parsed is None:
         return None
-    try:
-        ignore = None if ignore_index is None else operator.index(ignore_index)
-    except TypeError:
-        return None
-    has_ignore = ignore is not None and -_INT64_MAX - 1 <= ignore <= _INT64_MAX
+    y, has_ignore, ignore = parsed
     cw = _class_weight(class_weight, x)
     scale = None if row_scale is None else np.ascontiguousarray(row_scale, dtype=np.float64).reshape(n)
     loss = np.empty(n)
@@ -196,8 +207,8 @@ def sparse(
         n,
         v,
         _ptr(y),
-        int(has_ignore),
-        ignore if has_ignore else 0,
+        has_ignore,
+        ignore,
         _ptr(cw),
         float(cw.sum(dtype=np.float64)) if cw is not None else 0.0,
         float(label_smoothing),
@@ -373,6 +384,169 @@ def info(kind: str, p: Array, q: Array | None, *, check_sums: bool, tol: float) 
         _threads_for(len(arrays) * n * v),
     )
     return None if bad else out
+
+
+def token_statistics(
+    x: Array, labels: Array, *, ignore_index: int | None, temperature: float
+) -> tuple[Array, Array, Array, Array, Array] | None:
+    """Per-row statistics of logits ``x`` (N, V) at ``temperature`` with labels ``(N,)``, in one pass a row.
+
+    Returns ``(logprob, entropy, rank, top1, lse)`` of the distribution ``softmax(x / temperature)``: the
+    label's log-probability, the entropy, the label's rank (1 = first in the order of
+    ``torch.argsort(descending=True, stable=True)``, where NaN comes first), the top-1 probability and the
+    log-sum-exp, float64 arrays and an int64 one. A row whose label equals ``ignore_index`` gets zeros and
+    rank 0; a row holding NaN or +inf, or only -inf, NaN statistics (its rank is still counted). Returns
+    None when the kernel does not take the arrays, or a label is outside ``[0, V)`` and not ignored.
+    """
+    fns = _fns()
+    suffix = _suffix(x)
+    if fns is None or suffix is None or x.ndim != 2 or x.shape[1] == 0:
+        return None
+    x = np.ascontiguousarray(x)
+    n, v = x.shape
+    parsed = _labels(labels, n, ignore_index)
+    if parsed is None:
+        return None
+    y, has_ignore, ignore = parsed
+    finfo = np.finfo(x.dtype)
+    inv_t = min(max(1.0 / temperature, float(finfo.tiny)), float(finfo.max))  # 1 / T within the dtype's range
+    logprob, entropy, top1, lse = (np.empty(n) for _ in range(4))
+    rank = np.empty(n, dtype=np.int64)
+    bad = fns[f"ce_token_stats_{suffix}"](
+        _ptr(x),
+        n,
+        v,
+        _ptr(y),
+        has_ignore,
+        ignore,
+        float(temperature),
+        inv_t,
+        _ptr(logprob),
+        _ptr(entropy),
+        _ptr(rank),
+        _ptr(top1),
+        _ptr(lse),
+        _threads_for(n * v),
+    )
+    return None if bad else (logprob, entropy, rank, top1, lse)
+
+
+DIVERGENCES = {"forward_kl": 0, "reverse_kl": 1, "jsd": 2}
+"""The divergences of :func:`distill`, by the kernel's number for them."""
+
+
+def distill(
+    s: Array,
+    t: Array,
+    *,
+    divergence: str,
+    beta: float = 0.5,
+    inv_temperature: float = 1.0,
+    teacher_probs: bool = False,
+    check_sums: bool = False,
+    tol: float = 0.0,
+    keep: Array | None = None,
+    coef: Array | None = None,
+    grad_out: Array | None = None,
+) -> tuple[Array, Array, Array] | None:
+    """Row-wise divergence of the row pairs of ``s`` (student logits) and ``t`` (teacher logits), (N, V) each.
+
+    Both are multiplied by ``inv_temperature`` (the teacher is not when
+    ``teacher_probs``: it then holds probabilities). ``divergence`` is
+    ``"forward_kl"`` (KL(P_t || P_s)), ``"reverse_kl"`` (KL(P_s || P_t)) or
+    ``"jsd"`` (``beta KL(P_t || M) + (1 - beta) KL(P_s || M)``,
+    ``M = beta P_t + (1 - beta) P_s``). Returns ``(values, aux, stats)``,
+    float64: per-row values, an auxiliary value per row (the teacher's entropy
+    for the forward KL, the value for the reverse KL, ``KL(P_s || M)`` for the
+    JSD) and per-row statistics ``(N, 4)`` for :func:`distill_grad`. Rows
+    where ``keep`` (a boolean vector, default all) is False get zeros. With
+    ``coef`` (N,) and ``grad_out`` (like ``s``, possibly ``s`` itself) the
+    gradient of ``coef_i * value_i`` with respect to ``s`` is written too.
+    Returns None when the kernel does not apply or met an invalid row (NaN
+    or ``+inf`` logits, a row of ``-inf`` only, probabilities outside [0, 1]
+    or, with ``check_sums``, rows not summing to 1 within ``tol``).
+    """
+    fns = _fns()
+    suffix = _suffix(s, t)
+    if fns is None or suffix is None or s.ndim != 2 or s.shape != t.shape or s.shape[1] == 0:
+        return None
+    n, v = s.shape
+    if grad_out is not None and (
+        coef is None or grad_out.dtype != s.dtype or grad_out.shape != s.shape or not grad_out.flags.c_contiguous
+    ):
+        return None
+    if grad_out is not None and not s.flags.c_contiguous and np.shares_memory(grad_out, s):
+        return None
+    s, t = np.ascontiguousarray(s), np.ascontiguousarray(t)
+    rows = None if keep is None else np.ascontiguousarray(keep, dtype=np.uint8).reshape(n)
+    scale = None if coef is None else np.ascontiguousarray(np.broadcast_to(coef, (n,)), dtype=np.float64)
+    values, aux, stats = np.empty(n), np.empty(n), np.empty((n, 4))
+    bad = fns[f"ce_distill_{suffix}"](
+        _ptr(s),
+        _ptr(t),
+        n,
+        v,
+        DIVERGENCES[divergence],
+        int(teacher_probs),
+        float(beta),
+        float(inv_temperature),
+        int(check_sums),
+        float(tol),
+        _ptr(rows),
+        _ptr(scale if grad_out is not None else None),
+        _ptr(values),
+        _ptr(aux),
+        _ptr(stats),
+        _ptr(grad_out),
+        _threads_for(2 * n * v),
+    )
+    return None if bad else (values, aux, stats)
+
+
+def distill_grad(
+    s: Array,
+    t: Array,
+    stats: Array,
+    aux: Array,
+    coef: Array,
+    *,
+    divergence: str,
+    beta: float = 0.5,
+    inv_temperature: float = 1.0,
+    teacher_probs: bool = False,
+    keep: Array | None = None,
+    grad_out: Array,
+) -> bool:
+    """The gradient of :func:`distill` (``coef_i * value_i`` with respect to ``s``) into ``grad_out``, recomputed
+    from the ``stats`` and ``aux`` that :func:`distill` returned (rows where ``keep`` is False get zeros).
+    False (nothing written) if it cannot run."""
+    fns = _fns()
+    suffix = _suffix(s, t)
+    if fns is None or suffix is None or s.ndim != 2 or s.shape != t.shape or not isinstance(grad_out, np.ndarray):
+        return False
+    if grad_out.dtype != s.dtype or grad_out.shape != s.shape or not grad_out.flags.c_contiguous:
+        return False
+    n, v = s.shape
+    if not (n and v):
+        return True
+    s, t = np.ascontiguousarray(s), np.ascontiguousarray(t)
+    fns[f"ce_distill_grad_{suffix}"](
+        _ptr(s),
+        _ptr(t),
+        n,
+        v,
+        DIVERGENCES[divergence],
+        int(teacher_probs),
+        float(beta),
+        float(inv_temperature),
+        _ptr(None if keep is None else np.ascontiguousarray(keep, dtype=np.uint8).reshape(n)),
+        _ptr(np.ascontiguousarray(stats, dtype=np.float64).reshape(n, 4)),
+        _ptr(np.ascontiguousarray(np.broadcast_to(aux, (n,)), dtype=np.float64)),
+        _ptr(np.ascontiguousarray(np.broadcast_to(coef, (n,)), dtype=np.float64)),
+        _ptr(grad_out),
+        _threads_for(2 * n * v),
+    )
+    return True
 
 
 def read_floor(x: Array) -> float:

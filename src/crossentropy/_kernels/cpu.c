@@ -19,8 +19,8 @@
  * is rounded separately (-ffp-contract=off), as in the reference path.
  *
  * The float32 hot loops (row maxima and exponential sums, the softmax gradient, the information
- * measures and binary cross-entropy) are written with explicit vectors instead (see "explicit vectors"
- * below): the auto-vectoriser left the float32 information and binary loops scalar and paid a blend for
+ * measures, binary cross-entropy, the distillation divergences) are written with explicit vectors instead
+ * (see "explicit vectors" below): the auto-vectoriser left the float32 information and binary loops scalar and paid a blend for
  * each clamp and an eight-instruction 2^q scaling that AVX-512 does in one (scalef). Rows of at most 64
  * classes are transposed one group of 16 ahead of their use, so that the vector loads of a group do not
  * wait for the scalar stores of its transposition (AVX2/AVX-512 gathers were measured slower here).
@@ -30,6 +30,7 @@
  * compensated per-lane sums (two-sum), so float64 results stay within 2 ulp of an mpmath oracle. Logarithms (information measures, binary and soft-target losses)
  * are computed in float64 lanes for both input types.
  */
+#include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -673,6 +674,277 @@ static void ce_group_stats_f32(const float* xt, int64_t v, double* mx, double* r
     }
 }
 
+/* --- distillation on float32 rows (ce_distill in cpu_template.h) --------------------------------------------
+ * Everything per element runs on float32 lanes: the probabilities p = exp(lp), the difference of the two
+ * log-probabilities d = lp_s - lp_t, formed as k ((x_s - m_s) - (x_t - m_t)) - (ls_s - ls_t) from the exact
+ * float32 differences x - max, and the JSD's log-ratios against the mixture from d alone (ce_vjsdf), so the
+ * terms of a divergence keep float32's relative accuracy also where the two distributions nearly agree (the
+ * difference of two float32 log-softmaxes, or log M from float32 probabilities, would keep none). The terms
+ * are added two by two in float32 and summed in float64 lanes. */
+
+#define ce_dstore CE_PASTE(ce_dstore, CE_ISA)
+#define ce_vrcpf CE_PASTE(ce_vrcpf, CE_ISA)
+#define ce_vlogf32 CE_PASTE(ce_vlogf32, CE_ISA)
+#define ce_vexpm1f CE_PASTE(ce_vexpm1f, CE_ISA)
+#define ce_vjsdf CE_PASTE(ce_vjsdf, CE_ISA)
+#define ce_vsum2 CE_PASTE(ce_vsum2, CE_ISA)
+#define ce_expsum_k_f32 CE_PASTE(ce_expsum_k_f32, CE_ISA)
+#define ce_kl_terms_f32 CE_PASTE(ce_kl_terms_f32, CE_ISA)
+#define ce_kl_grad_f32 CE_PASTE(ce_kl_grad_f32, CE_ISA)
+#define VSEL(m, a, b) ((vf)(((vi)(a) & (m)) | ((vi)(b) & ~(m))))
+
+/* Store the first n (all VW when n >= VW) lanes of x at p. */
+static inline void ce_dstore(float* p, int64_t n, vf x) {
+    if (n >= VW) {
+        ce_vstore(p, x);
+    } else {
+        for (int64_t q = 0; q < n; q++) p[q] = x[q];
+    }
+}
+
+/* 1 / x (x > 0, finite) to float32 accuracy: the hardware estimate refined by Newton steps, else a division. */
+static inline vf ce_vrcpf(vf x) {
+#if defined(__AVX512F__)
+    vf r = _mm512_rcp14_ps(x);
+    return r * (2.0f - x * r);
+#elif defined(__AVX__) || defined(__SSE4_1__)
+#if defined(__AVX__)
+    vf r = _mm256_rcp_ps(x);
+#else
+    vf r = _mm_rcp_ps(x);
+#endif
+    r = r * (2.0f - x * r);
+    return r * (2.0f - x * r);
+#else
+    return 1.0f / x;
+#endif
+}
+
+/* log(x) on float32 lanes for normal x > 0: x = 2^e m, m in [sqrt(1/2), sqrt(2)), s = (m - 1) / (m + 1),
+   log x = e ln2 + 2 atanh(s), atanh by its series to s^9 (|s| <= 0.172: 2e-9 relative); about 1 ulp. */
+static inline vf ce_vlogf32(vf x) {
+    vi ix = (vi)x;
+    vi e = ((ix >> 23) & 0xff) - 127;
+    vf m = (vf)((ix & 0x007fffff) | 0x3f800000);
+    vi big = m > 1.41421356237f;
+    m = VSEL(big, m * 0.5f, m);
+    e -= big; /* big is -1 where true */
+    vf f = m - 1.0f;
+    vf sv = f * ce_vrcpf(2.0f + f), z = sv * sv;
+    vf p = ce_vmla(ce_vmla(ce_vmla(z, VSPLAT(2.0f / 9.0f), VSPLAT(2.0f / 7.0f)), z, VSPLAT(2.0f / 5.0f)), z,
+                   VSPLAT(2.0f / 3.0f));
+    vf ef = __builtin_convertvector(e, vf);
+    vf small = ce_vmla(sv * z, p, ef * 1.428606765330187045e-06f) + 2.0f * sv;
+    return ce_vmla(ef, VSPLAT(0.693145751953125f), small);
+}
+
+/* exp(x) - 1 for x <= 0 on float32 lanes: its Taylor polynomial to x^8 for x > -0.35 (2e-9 relative), exp(x) - 1
+   below (at most 3 ulp: exp(x) <= 0.71 there). -inf gives -1. */
+static inline vf ce_vexpm1f(vf x) {
+    vf p = VSPLAT(1.0f / 40320.0f);
+    p = ce_vmla(p, x, VSPLAT(1.0f / 5040.0f));
+    p = ce_vmla(p, x, VSPLAT(1.0f / 720.0f));
+    p = ce_vmla(p, x, VSPLAT(1.0f / 120.0f));
+    p = ce_vmla(p, x, VSPLAT(1.0f / 24.0f));
+    p = ce_vmla(p, x, VSPLAT(1.0f / 6.0f));
+    p = ce_vmla(p, x, VSPLAT(0.5f));
+    vi near = x > -0.35f;
+    vf xs = VSEL(near, x, VSPLAT(0.0f)); /* keeps -inf out of the polynomial */
+    return VSEL(near, ce_vmla(xs * xs, p, xs), ce_vexpf(x) - 1.0f);
+}
+
+/* The JSD's log-ratios against the mixture, (lp_t - log M, lp_s - log M), from d = lp_s - lp_t (see ce_vjsd,
+   its float64 form): r = -log1p(c expm1(-|d|)), c = 1 - beta for d <= 0 and beta above; log1p from the rounded
+   w = 1 + u and its first-order correction. Finite where one side's probability is 0 (d = -inf or +inf). */
+static inline void ce_vjsdf(vf d, float beta, vf* t_ratio, vf* s_ratio) {
+    vi neg = d <= 0.0f;
+    vf a = (vf)((vi)d & 0x7fffffff);
+    vf c = VSEL(neg, VSPLAT(1.0f - beta), VSPLAT(beta));
+    vf u = c * ce_vexpm1f(-a);
+    vf w = ce_vmax(1.0f + u, VSPLAT(1.17549435e-38f)); /* >= min(beta, 1 - beta) but for absurdly small beta */
+    vf r = -(ce_vlogf32(w) + (u - (w - 1.0f)) * ce_vrcpf(w));
+    *t_ratio = VSEL(neg, r, r - d);
+    *s_ratio = VSEL(neg, r + d, r);
+}
+
+/* Add the float32 vectors a and b (once in float32) to the float64 lanes acc. */
+static inline vd ce_vsum2(vd acc, vf a, vf b) {
+    vf ab = a + b;
+    return acc + ce_vlo(ab) + ce_vhi(ab);
+}
+
+/* sum_j exp((x_j - m) k), summed in float64 lanes; a NaN makes it NaN. */
+static double ce_expsum_k_f32(const float* x, int64_t n, float m, float k) {
+    vd acc0 = {0}, acc1 = {0};
+    for (int64_t j = 0; j < n; j += VW) {
+        vf e = ce_vexpf(((j + VW <= n ? ce_vload(x + j) : ce_vpartial(x + j, n - j, -INFINITY)) - m) * k);
+        acc0 += ce_vlo(e);
+        acc1 += ce_vhi(e);
+    }
+    acc0 += acc1;
+    double total = 0.0;
+    for (int64_t q = 0; q < VD; q++) total += acc0[q];
+    return total;
+}
+
+/* One row pair's probabilities (es, et; each only where need_s, need_t), d = lp_s - lp_t and lp_t (zt), VW lanes
+   at column j. Columns past the row's end have probability 0. */
+#define CE_KL_LANES(s, t, j, left, need_s, need_t)                                                         \
+    vf sv = (left) >= VW ? ce_vload((s) + (j)) : ce_vpartial((s) + (j), (left), -INFINITY);                \
+    vf tv = (left) >= VW ? ce_vload((t) + (j)) : ce_vpartial((t) + (j), (left), probs ? 0.0f : -INFINITY); \
+    vf as = sv - ms, es = zero, et = zero, zt, d;                                                          \
+    if (need_s) es = ce_vexpf(as * kf - lssf);                                                             \
+    if (probs) {                                                                                           \
+        et = tv;                                                                                           \
+        zt = ce_vlogf32(tv);                                                                               \
+        d = (as * kf - lssf) - zt;                                                                         \
+    } else {                                                                                               \
+        vf at = tv - mt;                                                                                   \
+        zt = at * kf - lstf;                                                                               \
+        if (need_t) et = ce_vexpf(zt);                                                                     \
+        d = (as - at) * kf - dlf;                                                                          \
+    }
+
+/* The divergence of one float32 row pair from its statistics (see ce_distill); *aux gets its auxiliary value.
+   With gr (the forward KL only), also writes g (p_s - p_t) there (gr may be s). */
+static double ce_kl_terms_f32(const float* s, const float* t, int64_t v, int kind, int probs, float ms, float mt,
+                              double k, double lss, double lst, double beta, double g, float* gr, double* aux) {
+    float kf = (float)k, lssf = (float)lss, lstf = (float)lst, dlf = (float)(lss - lst), gf = (float)g;
+    float bf = (float)beta, wbf = (float)(1.0 - beta);
+    vf zero = VSPLAT(0.0f);
+    vd val = {0}, ax = {0};
+    for (int64_t j = 0; j < v; j += VW) {
+        int64_t left = v - j;
+        CE_KL_LANES(s, t, j, left, kind != 0 || gr, kind != 1)
+        vi tz = et == 0.0f, sz = es == 0.0f;
+        if (kind == 0) {
+            val = ce_vsum2(val, VSEL(tz, zero, -(et * d)), zero);
+            ax = ce_vsum2(ax, VSEL(tz, zero, -(et * zt)), zero);
+            if (gr) ce_dstore(gr + j, left, gf * (es - et));
+        } else if (kind == 1) {
+            val = ce_vsum2(val, VSEL(sz, zero, es * d), zero);
+        } else {
+            vf tr, sr;
+            ce_vjsdf(d, bf, &tr, &sr);
+            vf from_t = VSEL(tz, zero, et * tr), from_s = VSEL(sz, zero, es * sr);
+            val = ce_vsum2(val, bf * from_t, wbf * from_s);
+            ax = ce_vsum2(ax, from_s, zero);
+        }
+    }
+    double total = 0.0, atotal = 0.0;
+    for (int64_t q = 0; q < VD; q++) {
+        total += val[q];
+        atotal += ax[q];
+    }
+    *aux = kind == 1 ? total : atotal;
+    return total;
+}
+
+/* The gradient of g times the divergence of one float32 row pair with respect to s, from its statistics and
+   its aux value a (see ce_distill); gr may be s. */
+static void ce_kl_grad_f32(const float* s, const float* t, int64_t v, int kind, int probs, float ms, float mt,
+                           double k, double lss, double lst, double beta, double a, double g, float* gr) {
+    float kf = (float)k, lssf = (float)lss, lstf = (float)lst, dlf = (float)(lss - lst), gf = (float)g;
+    float bf = (float)beta, af = (float)a, gw = (float)(kind == 2 ? g * (1.0 - beta) : g);
+    vf zero = VSPLAT(0.0f);
+    for (int64_t j = 0; j < v; j += VW) {
+        int64_t left = v - j;
+        CE_KL_LANES(s, t, j, left, 1, kind != 1)
+        (void)zt;
+        if (kind == 0) {
+            ce_dstore(gr + j, left, gf * (es - et));
+            continue;
+        }
+        vf ratio = d, unused;
+        if (kind == 2) ce_vjsdf(d, bf, &unused, &ratio);
+        ce_dstore(gr + j, left, VSEL(es == 0.0f, zero, gw * (es * (ratio - af))));
+    }
+}
+
+#undef CE_KL_LANES
+
+#define ce_kl_online_f32 CE_PASTE(ce_kl_online_f32, CE_ISA)
+#define ce_vrow CE_PASTE(ce_vrow, CE_ISA)
+
+/* VW values of a row from column j (fill past its n columns). */
+static inline vf ce_vrow(const float* x, int64_t j, int64_t n, float fill) {
+    return j + VW <= n ? ce_vload(x + j) : ce_vpartial(x + j, n - j, fill);
+}
+
+/* The forward (kind 0) or reverse (kind 1) KL of one float32 row pair of logits in a single pass: block by
+   block, the maxima first (in L1), then with the running maxima m the sums of exponentials S = sum exp((x - m) k)
+   of both rows, A = sum e (x_w - x_o) over the row the divergence weights by (w: the teacher t for the forward
+   KL, the student s for the reverse; o the other) and, for the forward KL, B = sum e_t (t - m_t); the sums are
+   rescaled when a maximum grows. Then KL = k A / S_w - (k (m_w - m_o) + log S_w - log S_o), and the teacher's
+   entropy log S_t - k B / S_t. Each product e (x_w - x_o) keeps float32's relative accuracy (x_w - x_o is one
+   correctly rounded subtraction); terms with e = 0 count 0. Writes the statistics of ce_distill to st. Returns
+   1 for NaN, +inf or a row of -inf only. */
+static int ce_kl_online_f32(const float* s, const float* t, int64_t v, int kind, double k, double* st, double* value,
+                            double* aux) {
+    float ms = -INFINITY, mt = -INFINITY, kf = (float)k;
+    double ss = 0.0, stt = 0.0, a = 0.0, b = 0.0;
+    vf zero = VSPLAT(0.0f);
+    for (int64_t o = 0; o < v; o += BLOCK) {
+        int64_t len = v - o > BLOCK ? BLOCK : v - o;
+        const float *sb = s + o, *tb = t + o;
+        float bs = ce_max_f32(sb, len), bt = ce_max_f32(tb, len); /* NaN is skipped: the sums catch it */
+        if (bs == INFINITY || bt == INFINITY) return 1;
+        if (bs > ms) {
+            if (ms != -INFINITY) {
+                double r = exp(((double)ms - (double)bs) * k);
+                ss *= r;
+                if (kind == 1) a *= r;
+            }
+            ms = bs;
+        }
+        if (bt > mt) {
+            if (mt != -INFINITY) {
+                double delta = (double)bt - (double)mt, r = exp(-delta * k);
+                b = (b - delta * stt) * r;
+                stt *= r;
+                if (kind == 0) a *= r;
+            }
+            mt = bt;
+        }
+        float msz = ms == -INFINITY ? 0.0f : ms, mtz = mt == -INFINITY ? 0.0f : mt; /* rows of -inf so far: e = 0 */
+        vd vs = {0}, vt = {0}, va = {0}, vb = {0};
+        for (int64_t j = 0; j < len; j += 2 * VW) {
+            vf s0 = ce_vrow(sb, j, len, -INFINITY), s1 = ce_vrow(sb, j + VW, len, -INFINITY);
+            vf t0 = ce_vrow(tb, j, len, -INFINITY), t1 = ce_vrow(tb, j + VW, len, -INFINITY);
+            vf es0 = ce_vexpf((s0 - msz) * kf), es1 = ce_vexpf((s1 - msz) * kf);
+            vf et0 = ce_vexpf((t0 - mtz) * kf), et1 = ce_vexpf((t1 - mtz) * kf);
+            vs = ce_vsum2(vs, es0, es1);
+            vt = ce_vsum2(vt, et0, et1);
+            if (kind == 0) {
+                va = ce_vsum2(va, VSEL(et0 == 0.0f, zero, et0 * (t0 - s0)), VSEL(et1 == 0.0f, zero, et1 * (t1 - s1)));
+                vb = ce_vsum2(vb, VSEL(et0 == 0.0f, zero, et0 * (t0 - mtz)), VSEL(et1 == 0.0f, zero, et1 * (t1 - mtz)));
+            } else {
+                va = ce_vsum2(va, VSEL(es0 == 0.0f, zero, es0 * (s0 - t0)), VSEL(es1 == 0.0f, zero, es1 * (s1 - t1)));
+            }
+        }
+        for (int64_t q = 0; q < VD; q++) {
+            ss += vs[q];
+            stt += vt[q];
+            a += va[q];
+            b += vb[q];
+        }
+    }
+    if (ms == -INFINITY || mt == -INFINITY || ss != ss || stt != stt) return 1;
+    double ls = log(ss), lt = log(stt);
+    st[0] = ms;
+    st[1] = ls;
+    st[2] = mt;
+    st[3] = lt;
+    if (kind == 0) {
+        *value = k * a / stt - (k * ((double)mt - (double)ms) + (lt - ls));
+        *aux = lt - k * b / stt;
+    } else {
+        *value = k * a / ss - (k * ((double)ms - (double)mt) + (ls - lt));
+        *aux = *value;
+    }
+    return 0;
+}
+
 /* A pure read of n float32 values with the pool's threads: the memory-read floor of the benchmarks. */
 typedef struct {
     const float* x;
@@ -718,6 +990,167 @@ static void ce_copy_task(void* p, int64_t begin, int64_t end, int64_t* bad) {
 void CE_PASTE(ce_copy_floor_f32, CE_ISA)(const float* x, int64_t n, float* out, int nthreads) {
     ce_copy_ctx c = {x, out, n};
     ce_parallel(nthreads, (n + 65535) / 65536, 4, ce_copy_task, &c);
+}
+
+/* --- token statistics of float32 rows (explicit vectors) -------------------------------------------------
+ * Each block of a row is read twice while it is in L1: ce_max_rank_f32 takes its maximum and counts the
+ * logits ranked ahead of the target's, ce_tstats_sums_f32 sums exp(z) and exp(z) z, z = (x - m) / T. */
+
+#define ce_max_rank_f32 CE_PASTE(ce_max_rank_f32, CE_ISA)
+#define ce_tstats_sums_f32 CE_PASTE(ce_tstats_sums_f32, CE_ISA)
+#define ce_vexpf_sum_u CE_PASTE(ce_vexpf_sum_u, CE_ISA)
+
+/* max of x[0, n) (NaN skipped, -inf for none), adding to *ahead the number of x_j ranked ahead of the target's
+   logit t (not NaN) in torch's descending stable order, where NaN comes first: for j < split, x_j >= t or NaN,
+   for j >= split, x_j > t or NaN (split in [0, n]; the target's own column is split, not counted). Counted as
+   the elements minus those below t (x_j < t before split, x_j <= t after), so one comparison an element. */
+static float ce_max_rank_f32(const float* x, int64_t n, int64_t split, float t, int64_t* ahead) {
+    vf m0 = VSPLAT(-INFINITY), m1 = m0, tv = VSPLAT(t);
+    vi below0 = {0}, below1 = {0}; /* -1 a lane for each element below t */
+    int64_t j = 0, counted = 0, k;
+    for (; j + 2 * VW <= split; j += 2 * VW) {
+        vf a = ce_vload(x + j), b = ce_vload(x + j + VW);
+        m0 = ce_vmax(a, m0);
+        m1 = ce_vmax(b, m1);
+        below0 += a < tv;
+        below1 += b < tv;
+    }
+    float tail_max = -INFINITY;
+    for (; j < split; j++) { /* at most 2 VW - 1 elements */
+        tail_max = x[j] > tail_max ? x[j] : tail_max;
+        counted += !(x[j] < t);
+    }
+    for (; j + 2 * VW <= n; j += 2 * VW) { /* unaligned from split on */
+        vf a = ce_vload(x + j), b = ce_vload(x + j + VW);
+        m0 = ce_vmax(a, m0);
+        m1 = ce_vmax(b, m1);
+        below0 += a <= tv;
+        below1 += b <= tv;
+    }
+    for (; j < n; j++) {
+        tail_max = x[j] > tail_max ? x[j] : tail_max;
+        counted += !(x[j] <= t);
+    }
+    int64_t vectors = 0;
+    for (k = 0; k < VW; k++) vectors -= (int64_t)below0[k] + (int64_t)below1[k];
+    /* the vector loops covered 2 VW-element steps: every element they read counts unless it was below t */
+    int64_t head = split - split % (2 * VW), tail = (n - split) - (n - split) % (2 * VW);
+    *ahead += counted + (head + tail) - vectors;
+    m0 = ce_vmax(m0, m1);
+    float m = tail_max;
+    for (k = 0; k < VW; k++) m = m0[k] > m ? m0[k] : m;
+    return m;
+}
+
+/* exp(z) for z in [-104, 0] (the caller clamps; NaN stays NaN) before its last step: returns u, exp(z) = u 2^q.
+   For sums of terms that need no better than a few ulp each: a one-constant range reduction and a degree-5
+   near-minimax polynomial (7.5e-8 relative on [-ln 2 / 2, ln 2 / 2]), three operations fewer than ce_vexpf_u's
+   two constants and degree 7 (1 ulp, which the gradients keep). Relative error against exp on 2.2e7 float32
+   values of z: 2.1e-7 for z > -10, 2.7e-7 for z > -30, 4.3e-7 down to -87 (the one constant's error grows
+   with |q|), where the terms are below 2^-125 of the largest. */
+static inline vf ce_vexpf_sum_u(vf z, vf* q) {
+    vf r = ce_vmla(z, VSPLAT(1.442695040888963407f), VSPLAT(12582912.0f)) - 12582912.0f;
+    vf s = ce_vmla(r, VSPLAT(-0.693147180559945309f), z);
+    vf u = ce_vmla(VSPLAT(0.00829765573143959f), s, VSPLAT(0.04191538318991661f));
+    u = ce_vmla(u, s, VSPLAT(0.16667574644088745f));
+    u = ce_vmla(u, s, VSPLAT(0.49998894333839417f));
+    u = ce_vmla(u, s, VSPLAT(0.9999997019767761f));
+    *q = r;
+    return ce_vmla(u, s, VSPLAT(1.0000001192092896f));
+}
+
+/* Over x[0, n) with z_j = (x_j - m) it (SCALED = 0 when it is 1): adds to *sum the exp(z_j) of z_j != 0, to
+   *ez the exp(z_j) z_j (terms <= 0; -inf logits count 0) and, with TIES, the count of z_j == 0 to *ties
+   (without TIES no x_j equals m: the block's maximum is below the row's). Eight terms are added in float32
+   (a tree of three roundings of 2^-24 at most) before each float64 addition: half the conversions of
+   ce_expsum_f32's four, which this loop's two sums would feel. A NaN makes both sums NaN. SCALED and TIES are
+   constants at every call, so the compiler makes four loops of it. */
+static inline __attribute__((always_inline)) void ce_tstats_sums_f32(const float* x, int64_t n, float m, float it,
+                                                                     const int SCALED, const int TIES,
+                                                                     const float* ahead, double* sum, double* ez,
+                                                                     int64_t* ties) {
+    vd s0 = {0}, s1 = {0}, u0 = {0}, u1 = {0};
+#if !defined(__AVX512F__)
+    vi tie = {0};
+#endif
+    vf mv = VSPLAT(m), iv = VSPLAT(it), low = VSPLAT(-104.0f);
+    int64_t j = 0;
+    int nonzero = 0, lanes = 0;
+#define CE_TS_Z(v) ce_vmax(low, SCALED ? ((v) - mv) * iv : (v) - mv) /* -inf -> -104 (exp 0), NaN kept */
+#if defined(__AVX512F__)
+#define CE_TS_E(z, e)                                                       \
+    do {                                                                    \
+        vf q_, u_ = ce_vexpf_sum_u(z, &q_);                                 \
+        if (TIES) {                                                         \
+            __mmask16 k_ = _mm512_cmp_ps_mask(z, _mm512_setzero_ps(), _CMP_NEQ_UQ); \
+            nonzero += __builtin_popcount((unsigned)k_);                    \
+            e = _mm512_maskz_scalef_ps(k_, u_, q_);                         \
+        } else {                                                            \
+            e = ce_vscale(u_, q_);                                          \
+        }                                                                   \
+    } while (0)
+#else
+#define CE_TS_E(z, e)                                    \
+    do {                                                 \
+        vf q_, u_ = ce_vexpf_sum_u(z, &q_);              \
+        e = ce_vscale(u_, q_);                           \
+        if (TIES) {                                      \
+            vi k_ = (z) == 0.0f;                         \
+            tie -= k_;                                   \
+            e = (vf)((vi)e & ~k_);                       \
+        }                                                \
+    } while (0)
+#endif
+    for (; j + 8 * VW <= n; j += 8 * VW) {
+        vf e = VSPLAT(0.0f), w = VSPLAT(0.0f);
+        for (int64_t h = j; h < j + 8 * VW; h += 4 * VW) {
+            for (int64_t o = 0; o < 4 * VW; o += 16) __builtin_prefetch(ahead + h + o, 0, 3);
+            vf z0 = CE_TS_Z(ce_vload(x + h)), z1 = CE_TS_Z(ce_vload(x + h + VW));
+            vf z2 = CE_TS_Z(ce_vload(x + h + 2 * VW)), z3 = CE_TS_Z(ce_vload(x + h + 3 * VW));
+            vf e0, e1, e2, e3;
+            CE_TS_E(z0, e0);
+            CE_TS_E(z1, e1);
+            CE_TS_E(z2, e2);
+            CE_TS_E(z3, e3);
+            e += (e0 + e1) + (e2 + e3);
+            w += ce_vmla(e1, z1, e0 * z0) + ce_vmla(e3, z3, e2 * z2);
+        }
+        s0 += ce_vlo(e);
+        s1 += ce_vhi(e);
+        u0 += ce_vlo(w);
+        u1 += ce_vhi(w);
+        lanes += 8 * VW;
+    }
+    for (; j < n; j += VW) {
+        vf z = CE_TS_Z(j + VW <= n ? ce_vload(x + j) : ce_vpartial(x + j, n - j, -INFINITY)), e;
+        CE_TS_E(z, e);
+        vf w = e * z;
+        s0 += ce_vlo(e);
+        s1 += ce_vhi(e);
+        u0 += ce_vlo(w);
+        u1 += ce_vhi(w);
+        lanes += VW;
+    }
+#undef CE_TS_Z
+#undef CE_TS_E
+    s0 += s1;
+    u0 += u1;
+    double total = 0.0, weighted = 0.0;
+    for (int64_t k = 0; k < VD; k++) {
+        total += s0[k];
+        weighted += u0[k];
+    }
+    int64_t t = 0;
+#if defined(__AVX512F__)
+    t = TIES ? lanes - nonzero : 0;
+#else
+    for (int64_t k = 0; k < VW; k++) t += tie[k];
+#endif
+    (void)lanes;
+    (void)nonzero;
+    *sum = total;
+    *ez = weighted;
+    *ties = t;
 }
 
 #define T float

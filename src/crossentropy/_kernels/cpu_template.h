@@ -48,6 +48,12 @@ static int L(row_stats)(const T* r, int64_t v, const T* cw, int need_dsum, doubl
                 bad += (xj != xj) | (xj == (T)INFINITY);
                 bm = xj > bm ? xj : bm;
             }
+            /* Clang starts each lane's maximum at the lowest finite value (GCC at -inf), which no element
+               of a block of -inf only exceeds: that block's maximum is -inf, rescanned */
+            if ((double)bm == -DBL_MAX) {
+                bm = -INFINITY;
+                for (int64_t j = 0; j < len; j++) bm = rb[j] > bm ? rb[j] : bm;
+            }
         }
         if (bad) return 1;
         if (bm > m) {
@@ -734,6 +740,418 @@ int64_t EXPORT(ce_binary)(const T* y, const T* p, int64_t n, int from_logits, do
     L(binary_ctx) c = {y, p, n, from_logits, pw, eps, out};
     return ce_parallel(nthreads, (n + 8191) / 8192, 2, L(binary_task), &c);
 }
+
+/* --- token statistics ----------------------------------------------------------------------------------------- */
+
+typedef struct {
+    const T* x;
+    int64_t n, v;
+    const int64_t* labels;
+    int has_ignore;
+    int64_t ignore;
+    double temperature, inv_t;
+    double *logprob, *entropy, *top1, *lse;
+    int64_t* rank;
+} L(tstats_ctx);
+
+/* One pass over row r[0, v) for the statistics of its target column y: m = max r; with z_j = (r_j - m) inv_t,
+   sum_j exp(z_j) = 1 + *rest_out (the max's own term kept apart, as in row_stats, for log1p) and *ez_out =
+   sum_j exp(z_j) z_j <= 0; *ahead = the logits ranked ahead of r[y] (see ce_max_rank_f32). Block by block
+   while the block is in L1, with the running maximum; when it grows by d (d inv_t = delta), the sums so far
+   become exp(-delta) sum and exp(-delta) (ez - delta sum). Returns 1 if the row holds a NaN. */
+static int L(tstats_row)(const T* r, int64_t v, int64_t y, double inv_t, double* mx, double* rest_out, double* ez_out,
+                         int64_t* ahead) {
+    double tbuf[BLOCK], ubuf[BLOCK];
+    T m = -INFINITY, t = r[y], it = (T)inv_t;
+    double rest = 0.0, rest_lo = 0.0, ties = 0.0, ez = 0.0, ez_lo = 0.0;
+    int64_t cnt = 0;
+    int has_nan = 0;
+    for (int64_t b = 0; b < v; b += BLOCK) {
+        int64_t len = v - b > BLOCK ? BLOCK : v - b;
+        int64_t split = y - b < 0 ? 0 : (y - b > len ? len : y - b);
+        const T* rb = r + b;
+        T bm = -INFINITY;
+        if (sizeof(T) == sizeof(float)) {
+            bm = (T)ce_max_rank_f32((const float*)rb, len, split, (float)t, &cnt);
+        } else {
+            int64_t c = 0;
+            _Pragma("omp simd reduction(max:bm) reduction(+:c)") for (int64_t j = 0; j < split; j++) {
+                bm = rb[j] > bm ? rb[j] : bm;
+                c += !(rb[j] < t);
+            }
+            _Pragma("omp simd reduction(max:bm) reduction(+:c)") for (int64_t j = split; j < len; j++) {
+                bm = rb[j] > bm ? rb[j] : bm;
+                c += !(rb[j] <= t);
+            }
+            cnt += c;
+        }
+        if (bm > m) {
+            if (m != -INFINITY) {
+                double delta = ((double)bm - (double)m) * inv_t, scale = exp(-delta);
+                double before = (rest + rest_lo) + ties;
+                ez = ((ez + ez_lo) - delta * before) * scale;
+                rest = before * scale;
+                rest_lo = ez_lo = 0.0;
+            }
+            ties = 0.0;
+            m = bm;
+        }
+        if (m == -INFINITY) { /* nothing above -inf so far: the sums cannot see a NaN here */
+            for (int64_t j = 0; j < len; j++) has_nan |= rb[j] != rb[j];
+            continue;
+        }
+        int64_t bties = 0;
+        if (sizeof(T) == sizeof(float)) {
+            double bs, bez;
+            const float* fb = (const float*)rb;
+            const float* ahead_block = fb + BLOCK;
+            float fm = (float)m, fit = (float)it;
+            int tied = bm == m; /* the blocks below the running maximum hold no x_j == m */
+            if (it == (T)1 && tied) ce_tstats_sums_f32(fb, len, fm, fit, 0, 1, ahead_block, &bs, &bez, &bties);
+            else if (it == (T)1) ce_tstats_sums_f32(fb, len, fm, fit, 0, 0, ahead_block, &bs, &bez, &bties);
+            else if (tied) ce_tstats_sums_f32(fb, len, fm, fit, 1, 1, ahead_block, &bs, &bez, &bties);
+            else ce_tstats_sums_f32(fb, len, fm, fit, 1, 0, ahead_block, &bs, &bez, &bties);
+            L(add2)(&rest, &rest_lo, bs);
+            L(add2)(&ez, &ez_lo, bez);
+        } else {
+            _Pragma("omp simd reduction(+:bties)") for (int64_t j = 0; j < len; j++) {
+                T z = (rb[j] - m) * it;
+                T zc = z < (T)-746 ? (T)-746 : z; /* -inf: exp 0, term 0; NaN kept */
+                T e = EXPSUM(zc);
+                tbuf[j] = z == (T)0 ? 0.0 : (double)e;
+                ubuf[j] = z == (T)0 ? 0.0 : (double)(e * zc);
+                bties += z == (T)0;
+            }
+            ce_sum2(tbuf, len, &rest, &rest_lo);
+            ce_sum2(ubuf, len, &ez, &ez_lo);
+        }
+        ties += (double)bties;
+    }
+    *mx = (double)m;
+    *rest_out = (rest + rest_lo) + (ties - 1.0);
+    *ez_out = ez + ez_lo;
+    *ahead = cnt;
+    return has_nan || *rest_out != *rest_out || *ez_out != *ez_out;
+}
+
+static void L(tstats_task)(void* p, int64_t begin, int64_t end, int64_t* bad) {
+    const L(tstats_ctx)* c = (const L(tstats_ctx)*)p;
+    int64_t v = c->v;
+    for (int64_t i = begin; i < end; i++) {
+        int64_t y = c->labels[i];
+        if (c->has_ignore && y == c->ignore) {
+            c->logprob[i] = c->entropy[i] = c->top1[i] = c->lse[i] = 0.0;
+            c->rank[i] = 0;
+            continue;
+        }
+        if (y < 0 || y >= v) {
+            ++*bad;
+            continue;
+        }
+        const T* r = c->x + i * v;
+        double mx, rest, ez;
+        int64_t ahead;
+        int has_nan = L(tstats_row)(r, v, y, c->inv_t, &mx, &rest, &ez, &ahead);
+        T t = r[y];
+        if (t != t) { /* a NaN target: behind the NaN before it only */
+            ahead = 0;
+            for (int64_t j = 0; j < y; j++) ahead += r[j] != r[j];
+        }
+        c->rank[i] = 1 + ahead;
+        if (has_nan || mx == INFINITY || mx == -INFINITY) { /* NaN or +inf logits, or all -inf: no distribution */
+            c->logprob[i] = c->entropy[i] = c->top1[i] = c->lse[i] = NAN;
+            continue;
+        }
+        double s = 1.0 + rest, log_s = log1p(rest);
+        c->lse[i] = mx / c->temperature + log_s;
+        c->logprob[i] = ((double)t - mx) / c->temperature - log_s;
+        c->entropy[i] = log_s - ez / s;
+        c->top1[i] = 1.0 / s;
+    }
+}
+
+/* Per-row statistics of logits x (n, v) at temperature T (inv_t = 1 / T, clamped to T's finite range), with
+   labels (ignored where has_ignore and equal to ignore: all 0, rank 0): log-probability of the label, entropy,
+   rank of the label (1 = first in torch's descending stable order, NaN first), top-1 probability and
+   log-sum-exp of x / T. A row holding NaN or +inf, or only -inf, has NaN statistics (its rank is still
+   counted). Returns the number of labels out of [0, v) (their rows left untouched). */
+int64_t EXPORT(ce_token_stats)(const T* x, int64_t n, int64_t v, const int64_t* labels, int has_ignore, int64_t ignore,
+                               double temperature, double inv_t, double* logprob, double* entropy, int64_t* rank,
+                               double* top1, double* lse, int nthreads) {
+    L(tstats_ctx) c = {x, n, v, labels, has_ignore, ignore, temperature, inv_t, logprob, entropy, top1, lse, rank};
+    /* chunks of consecutive rows (about 262144 logits, four chunks a thread at least): the prefetch of the
+       block after a row's last one then reads the next row of the same thread */
+    int64_t grain = 262144 / (v > 0 ? v : 1);
+    if (nthreads > 0 && grain > n / (4 * (int64_t)nthreads)) grain = n / (4 * (int64_t)nthreads);
+    return ce_parallel(nthreads, n, grain < 1 ? 1 : grain, L(tstats_task), &c);
+}
+
+/* --- distillation: divergences between two rows ----------------------------------------------------- */
+
+/* A row pair: the student's logits s and the teacher's logits t (or, with t_probs, the teacher's
+   probabilities), both multiplied by k = 1/T, the inverse temperature (probabilities are not). With
+   lp_j = (x_j - m) k - log sum_i exp((x_i - m) k) the log-probabilities of each side (m its maximum)
+   and p_j = exp(lp_j):
+     kind 0, forward KL(P_t || P_s) = sum p_t (lp_t - lp_s); aux = H(P_t) = -sum p_t lp_t;
+     kind 1, reverse KL(P_s || P_t) = sum p_s (lp_s - lp_t); aux = the same value;
+     kind 2, JSD = beta KL(P_t || M) + (1 - beta) KL(P_s || M), M = beta P_t + (1 - beta) P_s;
+             aux = KL(P_s || M); beta = 0 or 1 gives 0 exactly (and a zero gradient).
+   Terms whose probability is 0 count 0 (also where the other side's logit is -inf). The gradient with
+   respect to s of g times the row's value is g k (p_s - p_t) (forward), g k p_s (lp_s - lp_t - aux)
+   (reverse; NaN where the value is +inf) and g k (1 - beta) p_s (lp_s - log M - aux) (JSD). float64 rows are computed in float64 with
+   compensated sums; float32 rows by ce_kl_terms_f32 and ce_kl_grad_f32 (cpu.c). The row
+   statistics (m_s, log-sum_s, m_t, log-sum_t) are written to stats, so that the gradient can be
+   recomputed from them (ce_distill_grad) exactly as the fused pass computes it. */
+
+#define DSUB 256 /* elements of a float64 row whose intermediate values are held in buffers */
+
+typedef struct {
+    const T *s, *t;
+    int64_t n, v;
+    int kind, t_probs, check_sums;
+    double beta, k, tol;
+    const uint8_t* keep;
+    const double* coef;
+    double *loss, *aux, *stats;
+    T* grad;
+} L(distill_ctx);
+
+/* m = max r and ls = log sum_j exp((r_j - m) k) of a row of logits; returns 1 for NaN, +inf, or a row of -inf
+   only (no distribution). */
+static int L(scaled_lse)(const T* r, int64_t v, double k, double* m_out, double* ls_out) {
+    if (k == 1.0) {
+        double mx, rest, unused = 0.0;
+        if (L(row_stats)(r, v, 0, 0, &mx, &rest, &unused) || mx == -INFINITY) return 1;
+        *m_out = mx;
+        *ls_out = log1p(rest);
+        return 0;
+    }
+    T m = -INFINITY;
+    int64_t bad = 0;
+    if (sizeof(T) == sizeof(float)) {
+        m = (T)ce_max_f32((const float*)r, v);
+        bad = m == (T)INFINITY;
+    } else {
+        _Pragma("omp simd reduction(max:m) reduction(+:bad)") for (int64_t j = 0; j < v; j++) {
+            T xj = r[j];
+            bad += (xj != xj) | (xj == (T)INFINITY);
+            m = xj > m ? xj : m;
+        }
+    }
+    if (bad || m == -INFINITY) return 1;
+    double total, md = (double)m;
+    if (sizeof(T) == sizeof(float)) {
+        total = ce_expsum_k_f32((const float*)r, v, (float)m, (float)k);
+    } else {
+        double tbuf[BLOCK], lo = 0.0;
+        total = 0.0;
+        for (int64_t b = 0; b < v; b += BLOCK) {
+            int64_t len = v - b > BLOCK ? BLOCK : v - b;
+            _Pragma("omp simd") for (int64_t j = 0; j < len; j++) tbuf[j] = ce_exp(((double)r[b + j] - md) * k);
+            ce_sum2(tbuf, len, &total, &lo);
+        }
+        total += lo;
+    }
+    if (total != total) return 1; /* a NaN in the row */
+    *m_out = md;
+    *ls_out = log(total);
+    return 0;
+}
+
+/* Teacher probabilities: every value in [0, 1] and, with check_sums, a sum within tol of 1. */
+static int L(probs_ok)(const T* p, int64_t v, int check_sums, double tol) {
+    int64_t bad = 0;
+    double total = 0.0;
+    _Pragma("omp simd reduction(+:bad, total)") for (int64_t j = 0; j < v; j++) {
+        double pj = (double)p[j];
+        bad += !(pj >= 0.0 && pj <= 1.0);
+        total += pj;
+    }
+    return bad != 0 || (check_sums && !(fabs(total - 1.0) <= tol));
+}
+
+/* Log-probabilities and probabilities of len (<= DSUB) entries of one side of a float64 row pair. */
+static void L(side)(const T* x, int64_t len, int probs, double m, double k, double ls, double* lp, double* p) {
+    if (probs) {
+        _Pragma("omp simd") for (int64_t j = 0; j < len; j++) {
+            p[j] = (double)x[j];
+            lp[j] = ce_log(p[j]);
+        }
+    } else {
+        _Pragma("omp simd") for (int64_t j = 0; j < len; j++) {
+            lp[j] = ((double)x[j] - m) * k - ls;
+            p[j] = ce_exp(lp[j]);
+        }
+    }
+}
+
+/* ce_vjsd's log-ratios against the JSD's mixture for one pair of float64 log-probabilities (see cpu.c). */
+static inline void L(jsd_ratios)(double d, double beta, double* t_ratio, double* s_ratio) {
+    int neg = d <= 0.0;
+    double r = -ce_log1p((neg ? 1.0 - beta : beta) * (ce_exp(neg ? d : -d) - 1.0));
+    *t_ratio = neg ? r : r - d;
+    *s_ratio = neg ? r + d : r;
+}
+
+/* The gradient of row (s, t) times g, from its statistics st and aux value a, into gr (which may be s). */
+static void L(distill_grad_row)(const L(distill_ctx)* c, const T* s, const T* t, const double* st, double a, double g,
+                                T* gr) {
+    int64_t v = c->v;
+    int kind = c->kind, probs = c->t_probs;
+    double k = c->k, beta = c->beta, wb = 1.0 - beta;
+    if (g == 0.0 || (kind == 2 && (beta == 0.0 || beta == 1.0))) {
+        memset(gr, 0, (size_t)v * sizeof(T));
+        return;
+    }
+    if (kind == 1 && a == INFINITY) { /* P_s puts mass where P_t has none: an infinite value, no gradient */
+        for (int64_t j = 0; j < v; j++) gr[j] = (T)NAN;
+        return;
+    }
+    if (sizeof(T) == sizeof(float)) {
+        ce_kl_grad_f32((const float*)s, (const float*)t, v, kind, probs, (float)st[0], (float)st[2], k, st[1],
+                            st[3], beta, a, g * k, (float*)gr);
+        return;
+    }
+    double lps[DSUB], ps[DSUB], lpt[DSUB], pt[DSUB], gk = g * k, gw = g * k * wb;
+    for (int64_t b = 0; b < v; b += DSUB) {
+        int64_t len = v - b > DSUB ? DSUB : v - b;
+        L(side)(s + b, len, 0, st[0], k, st[1], lps, ps);
+        L(side)(t + b, len, probs, st[2], k, st[3], lpt, pt);
+        T* gb = gr + b;
+        if (kind == 0) {
+            _Pragma("omp simd") for (int64_t j = 0; j < len; j++) gb[j] = (T)(gk * (ps[j] - pt[j]));
+        } else if (kind == 1) {
+            _Pragma("omp simd") for (int64_t j = 0; j < len; j++) {
+                gb[j] = (T)(ps[j] == 0.0 ? 0.0 : gk * (ps[j] * ((lps[j] - lpt[j]) - a)));
+            }
+        } else {
+            _Pragma("omp simd") for (int64_t j = 0; j < len; j++) {
+                double tr, sr;
+                L(jsd_ratios)(lps[j] - lpt[j], beta, &tr, &sr);
+                gb[j] = (T)(ps[j] == 0.0 ? 0.0 : gw * (ps[j] * (sr - a)));
+            }
+        }
+    }
+}
+
+/* The value and aux value of a float64 row pair from its statistics st; with gr (forward KL only) the gradient
+   g k (p_s - p_t) too, in the same pass. */
+static double L(distill_terms)(const L(distill_ctx)* c, const T* s, const T* t, const double* st, double g, T* gr,
+                               double* aux) {
+    int64_t v = c->v;
+    int kind = c->kind, probs = c->t_probs;
+    double k = c->k, beta = c->beta, wb = 1.0 - beta, gk = g * k;
+    if (sizeof(T) == sizeof(float))
+        return ce_kl_terms_f32((const float*)s, (const float*)t, v, kind, probs, (float)st[0], (float)st[2], k,
+                                    st[1], st[3], beta, gk, (float*)gr, aux);
+    double lps[DSUB], ps[DSUB], lpt[DSUB], pt[DSUB], tb[DSUB], ab[DSUB];
+    double hi = 0.0, lo = 0.0, ahi = 0.0, alo = 0.0;
+    for (int64_t b = 0; b < v; b += DSUB) {
+        int64_t len = v - b > DSUB ? DSUB : v - b;
+        L(side)(s + b, len, 0, st[0], k, st[1], lps, ps);
+        L(side)(t + b, len, probs, st[2], k, st[3], lpt, pt);
+        if (kind == 0) {
+            _Pragma("omp simd") for (int64_t j = 0; j < len; j++) {
+                tb[j] = pt[j] == 0.0 ? 0.0 : pt[j] * (lpt[j] - lps[j]);
+                ab[j] = pt[j] == 0.0 ? 0.0 : -(pt[j] * lpt[j]);
+            }
+            if (gr) {
+                T* gb = gr + b;
+                _Pragma("omp simd") for (int64_t j = 0; j < len; j++) gb[j] = (T)(gk * (ps[j] - pt[j]));
+            }
+        } else if (kind == 1) {
+            _Pragma("omp simd") for (int64_t j = 0; j < len; j++) tb[j] = ps[j] == 0.0 ? 0.0 : ps[j] * (lps[j] - lpt[j]);
+        } else {
+            _Pragma("omp simd") for (int64_t j = 0; j < len; j++) {
+                double tr, sr;
+                L(jsd_ratios)(lps[j] - lpt[j], beta, &tr, &sr);
+                double from_t = pt[j] == 0.0 ? 0.0 : pt[j] * tr;
+                ab[j] = ps[j] == 0.0 ? 0.0 : ps[j] * sr;
+                tb[j] = beta * from_t + wb * ab[j];
+            }
+        }
+        ce_sum2(tb, len, &hi, &lo);
+        if (kind != 1) ce_sum2(ab, len, &ahi, &alo);
+    }
+    double value = ce_sum2_value(hi, lo);
+    *aux = kind == 1 ? value : ce_sum2_value(ahi, alo);
+    return value;
+}
+
+/* Row i: statistics, value, aux and (with a gradient) the gradient. Returns 1 for an invalid row. */
+static int L(distill_row)(const L(distill_ctx)* c, int64_t i) {
+    int64_t v = c->v;
+    const T* s = c->s + i * v;
+    const T* t = c->t + i * v;
+    double* st = c->stats + 4 * i;
+    T* gr = c->grad ? c->grad + i * v : NULL;
+    if (c->keep && !c->keep[i]) {
+        st[0] = st[1] = st[2] = st[3] = 0.0;
+        c->loss[i] = c->aux[i] = 0.0;
+        if (gr) memset(gr, 0, (size_t)v * sizeof(T));
+        return 0;
+    }
+    st[2] = st[3] = 0.0;
+    if (sizeof(T) == sizeof(float) && !c->t_probs && c->kind != 2 && !gr) /* the value alone: one pass */
+        return ce_kl_online_f32((const float*)s, (const float*)t, v, c->kind, c->k, st, c->loss + i, c->aux + i);
+    if (L(scaled_lse)(s, v, c->k, st, st + 1)) return 1;
+    if (c->t_probs ? L(probs_ok)(t, v, c->check_sums, c->tol) : L(scaled_lse)(t, v, c->k, st + 2, st + 3)) return 1;
+    double g = gr ? c->coef[i] : 0.0, a = 0.0;
+    if (c->kind == 2 && (c->beta == 0.0 || c->beta == 1.0)) {
+        c->loss[i] = c->aux[i] = 0.0;
+        if (gr) memset(gr, 0, (size_t)v * sizeof(T));
+        return 0;
+    }
+    int fused = c->kind == 0 && gr != NULL && g != 0.0; /* the forward KL's gradient needs no row total */
+    c->loss[i] = L(distill_terms)(c, s, t, st, g, fused ? gr : NULL, &a);
+    c->aux[i] = a;
+    if (gr && !fused) L(distill_grad_row)(c, s, t, st, a, g, gr);
+    return 0;
+}
+
+static void L(distill_task)(void* p, int64_t begin, int64_t end, int64_t* bad) {
+    const L(distill_ctx)* c = (const L(distill_ctx)*)p;
+    for (int64_t i = begin; i < end; i++) *bad += L(distill_row)(c, i);
+}
+
+/* Row-wise divergences of n row pairs (s, t) of length v (C-contiguous); see above. keep (NULL: every row)
+   selects the rows computed, the others get zeros; with coef and grad also the gradient of coef_i times each
+   row's value with respect to s (grad may be s: in place). Returns the number of invalid rows (NaN or +inf
+   logits, a row of -inf only; teacher probabilities outside [0, 1] or, with check_sums, not summing to 1
+   within tol), whose outputs are left untouched. */
+int64_t EXPORT(ce_distill)(const T* s, const T* t, int64_t n, int64_t v, int kind, int t_probs, double beta,
+                           double k, int check_sums, double tol, const uint8_t* keep, const double* coef,
+                           double* loss, double* aux, double* stats, T* grad, int nthreads) {
+    L(distill_ctx) c = {s, t, n, v, kind, t_probs, check_sums, beta, k, tol, keep, coef, loss, aux, stats,
+                        coef ? grad : NULL};
+    int64_t grain = 16384 / v > 0 ? 16384 / v : 1;
+    return ce_parallel(nthreads, n, grain, L(distill_task), &c);
+}
+
+static void L(distill_grad_task)(void* p, int64_t begin, int64_t end, int64_t* bad) {
+    const L(distill_ctx)* c = (const L(distill_ctx)*)p;
+    (void)bad;
+    for (int64_t i = begin; i < end; i++) {
+        T* gr = c->grad + i * c->v;
+        if (c->keep && !c->keep[i])
+            memset(gr, 0, (size_t)c->v * sizeof(T));
+        else
+            L(distill_grad_row)(c, c->s + i * c->v, c->t + i * c->v, c->stats + 4 * i, c->aux[i], c->coef[i], gr);
+    }
+}
+
+/* The gradient of ce_distill recomputed from the statistics and aux values it wrote: grad (n, v) of coef_i
+   times each row's value with respect to s (rows not kept get zeros). */
+void EXPORT(ce_distill_grad)(const T* s, const T* t, int64_t n, int64_t v, int kind, int t_probs, double beta,
+                             double k, const uint8_t* keep, const double* stats, const double* aux,
+                             const double* coef, T* grad, int nthreads) {
+    L(distill_ctx) c = {s, t, n, v, kind, t_probs, 0, beta, k, 0.0, keep, coef, NULL, (double*)aux,
+                        (double*)stats, grad};
+    int64_t grain = 16384 / v > 0 ? 16384 / v : 1;
+    ce_parallel(nthreads, n, grain, L(distill_grad_task), &c);
+}
+
+#undef DSUB
 
 #undef X_
 #undef L

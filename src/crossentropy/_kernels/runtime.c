@@ -31,18 +31,35 @@ int ce_get_thread_limit(void) { return __atomic_load_n(&ce_limit, __ATOMIC_RELAX
 
 /* --- CPU features ------------------------------------------------------------------------------ */
 
-/* Bit 0: the baseline variant can run (always); bit 1: AVX2 + FMA (x86-64-v3); bit 2: AVX-512
-   F/BW/CD/DQ/VL (x86-64-v4). The compiler's checks include the operating system's support of the
-   wider registers (XGETBV). */
+/* Bit 0: the baseline variant can run (always); bit 1: AVX2 + FMA + BMI2 (x86-64-v3); bit 2: AVX-512
+   F/BW/CD/DQ/VL (x86-64-v4). Read from CPUID, with the operating system's support of the wider
+   registers from XGETBV, as NumPy does: not from __builtin_cpu_supports, whose runtime support is
+   missing from some toolchains (Zig's compiler-rt, which builds the release wheels, reports no
+   feature at all). */
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+
+static uint64_t ce_xgetbv(void) {
+    uint32_t lo, hi;
+    __asm__ __volatile__("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    return ((uint64_t)hi << 32) | lo;
+}
+#endif
+
 int ce_cpu_features(void) {
     int features = 1;
 #if defined(__x86_64__) || defined(__i386__)
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("bmi2"))
-        features |= 2;
-    if ((features & 2) && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-        __builtin_cpu_supports("avx512cd") && __builtin_cpu_supports("avx512dq") &&
-        __builtin_cpu_supports("avx512vl"))
+    unsigned int a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return features;
+    const int fma = (c >> 12) & 1, osxsave = (c >> 27) & 1, avx = (c >> 28) & 1;
+    if (!osxsave || !avx) return features;
+    const uint64_t xcr0 = ce_xgetbv();
+    if ((xcr0 & 0x6) != 0x6) return features; /* the OS saves the XMM and YMM registers */
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return features;
+    const int avx2 = (b >> 5) & 1, bmi2 = (b >> 8) & 1;
+    if (avx2 && fma && bmi2) features |= 2;
+    const unsigned int avx512 = (1u << 16) | (1u << 17) | (1u << 28) | (1u << 30) | (1u << 31); /* F DQ CD BW VL */
+    if ((features & 2) && (b & avx512) == avx512 && (xcr0 & 0xe0) == 0xe0) /* opmask and ZMM state */
         features |= 4;
 #endif
     return features;

@@ -39,27 +39,47 @@ evaluation harness, so that the numbers compare):
   per-document, figure), as the harness's weighted mean does.
 
 
+Documents are the unit of everything beyond the corpus's numbers: a text
+file is one document, a JSONL record another. Each document's result is a
+*record* whose fields say how they add up
+(:mod:`~crossentropy._perplexity.fields`), so that the corpus total, a
+bootstrap replicate and the merge of separately scored shards are the same
+operation, exact; the bootstrap resamples documents and recomputes the
+measures from the resampled sums, and a paired comparison resamples two
+models' records with the same draws.
+
 The package, one module per job: :mod:`~crossentropy._perplexity.text`
 (reading and encoding text in pieces), :mod:`~crossentropy._perplexity.engine`
-(rolling windows, batches, :func:`run`), :mod:`~crossentropy._perplexity.records`
-(per-document scores and the report) and :mod:`~crossentropy._perplexity.model`
-(a Hugging Face model as ``encode`` and ``score``; imported on its own, as it
-imports torch).
+(rolling windows, batches, :func:`run`), :mod:`~crossentropy._perplexity.fields`
+(the record's fields, how each adds up, the measures),
+:mod:`~crossentropy._perplexity.records` (per-document scores and the
+report), :mod:`~crossentropy._perplexity.intervals` (bootstrap intervals and
+paired comparisons), :mod:`~crossentropy._perplexity.merge` (reading records
+back) and :mod:`~crossentropy._perplexity.model` (a Hugging Face model as
+``encode`` and ``score``; imported on its own, as it imports torch).
 """
 
 from __future__ import annotations
 
 from .engine import IGNORE, Window, rolling_windows, run
+from .intervals import Comparison, Intervals, bootstrap, paired, tokens_compared
+from .merge import read_records
 from .records import DocumentScore, PerplexityReport
 from .text import text_tokens, word_count
 
 __all__ = [
     "IGNORE",
+    "Comparison",
     "DocumentScore",
+    "Intervals",
     "PerplexityReport",
     "Window",
+    "bootstrap",
+    "paired",
+    "read_records",
     "rolling_windows",
     "run",
     "text_tokens",
+    "tokens_compared",
     "word_count",
 ]

@@ -8,9 +8,8 @@ supplies both for a Hugging Face model. This module never imports torch.
 
 from __future__ import annotations
 
-import math
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -19,7 +18,7 @@ from .._validation import InputError
 from .records import DocumentScore, PerplexityReport
 from .text import PIECE_BYTES, WHITESPACE, Encode, jsonl_documents, read_pieces, text_tokens, word_count
 
-__all__ = ["IGNORE", "Progress", "Score", "Window", "rolling_windows", "run"]
+__all__ = ["IGNORE", "Paths", "Progress", "Score", "Window", "is_jsonl", "rolling_windows", "run"]
 
 IGNORE = -100
 """The target of an input position whose prediction is not scored."""
@@ -81,7 +80,7 @@ def rolling_windows(
 
 
 class _Batches:
-    """Collects windows into batches of ``size`` and adds each window's score to its document."""
+    """Collects windows into batches of ``size`` and adds each window's sums to its document."""
 
     def __init__(self, score: Score, size: int, documents: list[DocumentScore]) -> None:
         self.score, self.size, self.documents = score, size, documents
@@ -97,10 +96,8 @@ class _Batches:
         if not self.pending:
             return
         for window, nll in zip(self.pending, self.score(self.pending), strict=True):
-            doc = self.documents[window.document]
             scored = int(np.count_nonzero(window.targets != IGNORE))
-            doc.nll += float(nll)
-            doc.tokens += scored
+            self.documents[window.document].add({"tokens": scored, "nll_sum": float(nll)})
             self.tokens += scored
         self.pending = []
 
@@ -108,9 +105,17 @@ class _Batches:
 Progress = Callable[[int, int, int], None]
 """``progress(bytes_read, total_bytes, tokens_scored)``, called after each piece or document."""
 
+Paths = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
+"""One file, or several."""
+
+
+def is_jsonl(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` names a JSONL file: its name ends in ``.jsonl`` or ``.ndjson``."""
+    return os.fspath(path).lower().endswith((".jsonl", ".ndjson"))
+
 
 def run(
-    path: str | os.PathLike[str],
+    paths: Paths,
     *,
     encode: Encode,
     score: Score,
@@ -118,30 +123,40 @@ def run(
     context: int,
     stride: int,
     batch_size: int = 1,
-    jsonl: bool = False,
+    jsonl: bool | None = None,
     text_field: str = "text",
     piece_bytes: int | None = None,
     progress: Progress | None = None,
+    settings: Mapping[str, Any] | None = None,
 ) -> PerplexityReport:
-    """Score the text or JSONL file at ``path``: rolling windows, batches of ``batch_size``, the metrics.
+    """Score the text and JSONL files at ``paths``, in order: rolling windows, batches of ``batch_size``, the sums.
 
-    A text file is read ``piece_bytes`` at a time (default :data:`PIECE_BYTES`).
+    A text file is one document, read ``piece_bytes`` at a time (default
+    :data:`PIECE_BYTES`); a JSONL file (``jsonl``; default: by its name, see
+    :func:`is_jsonl`) holds one document per line. ``settings`` (the model's
+    name, tokenizer fingerprint and vocabulary size) go into the report with
+    ``context``, ``stride`` and ``prefix``.
 
     Raises
     ------
     InputError
-        Besides the text's own errors: nothing to score (an empty file, a JSONL
-        file whose documents are all empty, or none at all).
+        Besides the text's own errors: no file, a JSONL file with no
+        document, or no token in any document.
     """
+    files = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
     piece_bytes = PIECE_BYTES if piece_bytes is None else piece_bytes
+    if not files:
+        raise InputError("no text to score: give at least one file")
     if not 1 <= stride <= context:
         raise InputError(f"stride must be in [1, context={context}], got {stride}")
     if batch_size < 1:
         raise InputError(f"batch_size must be >= 1, got {batch_size}")
-    try:
-        total_bytes = os.path.getsize(path)
-    except OSError as exc:
-        raise InputError(f"cannot read {os.fspath(path)}: {exc.strerror or exc}") from None
+    total_bytes = 0
+    for path in files:
+        try:
+            total_bytes += os.path.getsize(path)
+        except OSError as exc:
+            raise InputError(f"cannot read {os.fspath(path)}: {exc.strerror or exc}") from None
     documents: list[DocumentScore] = []
     batches = _Batches(score, batch_size, documents)
     read = 0
@@ -154,24 +169,29 @@ def run(
         for w in rolling_windows(chunks, document=len(documents) - 1, prefix=prefix, context=context, stride=stride):
             batches.add(w)
 
-    if jsonl:
-        for name, text, size in jsonl_documents(path, text_field):
-            documents.append(DocumentScore(name, bytes=len(text.encode("utf-8")), words=word_count(text)))
-            windows([encode(text)[0]] if text else [])
-            read += size
-            report()
-    else:
-        doc = DocumentScore(os.fspath(path), words=1)
+    for path in files:
+        name = os.fspath(path)
+        if is_jsonl(path) if jsonl is None else jsonl:
+            before = len(documents)
+            for line, doc_id, text, size in jsonl_documents(path, text_field):
+                sums = {"bytes": len(text.encode("utf-8")), "words": word_count(text)}
+                documents.append(DocumentScore(doc_id, file=name, line=line, sums=sums))
+                windows([encode(text)[0]] if text else [])
+                read += size
+                report()
+            if len(documents) == before:
+                raise InputError(f"{name}: no document in this JSONL file (every line is blank)")
+            continue
+        doc = DocumentScore(name, file=name, sums={"words": 1})
         documents.append(doc)
         ended_blank = False
 
-        def pieces() -> Iterator[str]:
+        def pieces(path: str | os.PathLike[str] = path, doc: DocumentScore = doc) -> Iterator[str]:
             nonlocal read, ended_blank
             for text, size in read_pieces(path, piece_bytes):
                 runs = sum(1 for _ in WHITESPACE.finditer(text))
-                doc.words += runs - (1 if ended_blank and text[:1].isspace() else 0)
+                doc.add({"words": runs - (1 if ended_blank and text[:1].isspace() else 0), "bytes": size})
                 ended_blank = text[-1:].isspace()
-                doc.bytes += size
                 read += size
                 report()
                 yield text
@@ -179,24 +199,13 @@ def run(
         windows(text_tokens(pieces(), encode, max_carry=16 * piece_bytes))
     batches.flush()
     report()
-    total = DocumentScore(
-        "total",
-        tokens=sum(d.tokens for d in documents),
-        nll=math.fsum(d.nll for d in documents),
-        bytes=sum(d.bytes for d in documents),
-        words=sum(d.words for d in documents),
+    result = PerplexityReport(
+        documents, {**(settings or {}), "context": context, "stride": stride, "prefix_token": prefix}
     )
-    if not total.tokens:
-        name = os.fspath(path)
-        if not jsonl:
-            what = f"{name} is empty" if not total.bytes else f"{name} gives no token"
-        else:
-            what = (
-                f"{name} holds no document (every line is blank)"
-                if not documents
-                else f"the document of {name} is empty"
-                if len(documents) == 1
-                else f"all {len(documents)} documents of {name} are empty"
-            )
-        raise InputError(f"nothing to score: {what}")
-    return PerplexityReport(total, documents if jsonl else None, context, stride, prefix)
+    if not result.total.tokens:
+        if len(documents) == 1:
+            only = documents[0]
+            what = only.file if only.line is None else f"the one document of {only.file} (line {only.line})"
+            raise InputError(f"nothing to score: {what} {'gives no token' if only.bytes else 'is empty'}")
+        raise InputError(f"nothing to score: all {len(documents)} documents are empty")
+    return result

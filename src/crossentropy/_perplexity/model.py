@@ -5,7 +5,7 @@ object), encodes text with the tokenizer's character offsets, and scores each
 batch of windows with the model's backbone and the fused linear +
 cross-entropy of its LM head (:func:`crossentropy._causal_lm.linear_loss`),
 so the ``N x V`` logits never exist; :func:`crossentropy._perplexity.engine.run`
-does the rest. ``crossentropy perplexity MODEL_DIR TEXT_FILE`` is its command
+does the rest. ``crossentropy perplexity MODEL_DIR TEXT...`` is its command
 line, and :func:`crossentropy.transformers.perplexity` its public name.
 Importing this module imports torch; ``transformers`` is imported when a
 model is loaded.
@@ -13,6 +13,8 @@ model is loaded.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,11 +25,11 @@ import torch
 
 from .._causal_lm import Family, family_of, linear_loss, softcap_of
 from .._validation import InputError
-from .engine import IGNORE, Progress, Score, Window, run
+from .engine import IGNORE, Paths, Progress, Score, Window, run
 from .records import PerplexityReport
 from .text import Encode
 
-__all__ = ["load_model", "perplexity"]
+__all__ = ["fingerprint", "load_model", "perplexity", "settings_of"]
 
 _DEFAULT_MAX_LENGTH = 2048
 """The harness's context when neither the model's config nor its tokenizer gives one."""
@@ -118,6 +120,56 @@ def _max_length(model: Any, tokenizer: Any) -> int:
     return _DEFAULT_MAX_LENGTH
 
 
+def fingerprint(tokenizer: Any) -> str:
+    """What identifies how a tokenizer cuts text: a SHA-256 of its backend's JSON (16 hex digits).
+
+    The backend (a ``tokenizers.Tokenizer``) does the encoding: its
+    normalizer, pre-tokenizer, model and added tokens are all in its JSON,
+    so two tokenizers with one fingerprint give the same token ids for every
+    text. Its truncation and padding are left out: ``transformers`` sets
+    both for each call, and perplexity asks for neither.
+    """
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        raise InputError("the tokenizer gives no character offsets: perplexity needs a fast tokenizer")
+    state = {k: v for k, v in json.loads(backend.to_str()).items() if k not in ("truncation", "padding")}
+    return hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _vocab_size(config: Any) -> int:
+    """The config's ``vocab_size`` (its text config's, for a config that nests one)."""
+    size = getattr(config, "vocab_size", None)
+    if size is None and hasattr(config, "get_text_config"):
+        size = getattr(config.get_text_config(), "vocab_size", None)
+    if not isinstance(size, int):
+        raise InputError(f"the model's config gives no vocabulary size (vocab_size), got {size!r}")
+    return size
+
+
+def settings_of(model_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """The ``tokenizer`` fingerprint and ``vocab_size`` a run of the model in ``model_dir`` would record.
+
+    Reads the tokenizer and the config only, not the weights: enough to
+    tell, before scoring, whether two models compare token by token
+    (:func:`crossentropy._perplexity.intervals.tokens_compared`).
+    """
+    from transformers import AutoConfig, AutoTokenizer
+
+    path = Path(model_dir)
+    if not path.is_dir():
+        raise InputError(f"model directory {os.fspath(model_dir)!r} is not a directory")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        config = AutoConfig.from_pretrained(path, local_files_only=True)
+    except MemoryError:
+        raise
+    except Exception as exc:  # the directory's files are input, as in load_model
+        raise InputError(
+            f"cannot load a causal language model from {os.fspath(model_dir)!r}: {type(exc).__name__}: {exc}"
+        ) from None
+    return {"tokenizer": fingerprint(tokenizer), "vocab_size": _vocab_size(config)}
+
+
 def _encoder(tokenizer: Any) -> Encode:
     """``text -> (ids, offsets)`` without special tokens (needs a fast, Rust-backed tokenizer for the offsets)."""
 
@@ -168,7 +220,7 @@ def _scorer(model: Any, family: Family) -> Score:
 
 def perplexity(
     model: Any,
-    path: str | os.PathLike[str],
+    path: Paths,
     /,
     *,
     tokenizer: Any = None,
@@ -182,7 +234,7 @@ def perplexity(
     device: str | None = None,
     progress: Progress | None = None,
 ) -> PerplexityReport:
-    """Perplexity of a causal LM on a text or JSONL file, streamed with rolling windows.
+    """Perplexity of a causal LM on text and JSONL files, document by document, streamed with rolling windows.
 
     With ``L`` the summed negative log-likelihood (nats) of every token of
     the text, ``T`` the tokens, ``B`` the UTF-8 bytes and ``W`` the words
@@ -204,10 +256,10 @@ def perplexity(
         A causal LM of a supported family (see :func:`crossentropy.transformers.patch`), or a local
         directory holding one and its tokenizer (``save_pretrained``'s
         layout); nothing is downloaded.
-    path : str or os.PathLike
-        A UTF-8 text file (one document) or a JSONL file (one JSON object
-        per line, its ``field`` the document; a per-document breakdown is
-        reported).
+    path : str or os.PathLike, or a sequence of them
+        UTF-8 text files (each one document) and JSONL files (one JSON
+        object per line, its ``field`` a document), scored in order; the
+        report holds each document's sums and the corpus's.
     tokenizer : transformers tokenizer, optional
         Required when ``model`` is a model; a fast tokenizer (the text is
         encoded with character offsets, see Notes).
@@ -225,8 +277,8 @@ def perplexity(
     batch_size : int, optional
         Windows per forward pass (shorter ones right-padded and masked).
     jsonl : bool, optional
-        Read ``path`` as JSONL; default: when its name ends in ``.jsonl``
-        or ``.ndjson``.
+        Read every file as JSONL (``True``) or as text (``False``); default:
+        a file whose name ends in ``.jsonl`` or ``.ndjson`` is JSONL.
     field : str, optional
         The JSONL field holding the text (default ``"text"``); an ``"id"``
         field, if present, names the document.
@@ -244,7 +296,12 @@ def perplexity(
     Returns
     -------
     PerplexityReport
-        ``report.total.metrics()`` (and ``report.documents`` for JSONL);
+        ``report.total.metrics()``, ``report.documents`` (one
+        :class:`~crossentropy._perplexity.DocumentScore` per document;
+        documents without tokens are listed in ``report.empty``),
+        ``report.intervals(n)`` (bootstrap intervals over documents),
+        ``report.compare(other)`` (a paired comparison of two models) and
+        ``report.records()`` (the ``--documents`` file's lines);
         ``report.as_dict()`` is the command's JSON output.
 
     Raises
@@ -252,7 +309,8 @@ def perplexity(
     InputError
         Unsupported model, unreadable or non-UTF-8 file, bad JSONL line,
         ``stride`` outside ``[1, context]``, ``context`` beyond the model's
-        positions, or a tokenizer with no BOS, EOS nor ``prefix_token``.
+        positions, a tokenizer with no BOS, EOS nor ``prefix_token``, a
+        JSONL file with no document, or no token in any document.
 
     Notes
     -----
@@ -317,8 +375,11 @@ def perplexity(
     if prefix_token is None:
         raise InputError("prefix_token: the tokenizer has neither a BOS nor an EOS token; pass the token to start with")
     _check_ids(np.array([prefix_token]), _vocabulary(model), "prefix_token")
-    if jsonl is None:
-        jsonl = str(path).lower().endswith((".jsonl", ".ndjson"))
+    settings = {
+        "model": getattr(model.config, "_name_or_path", "") or type(model).__name__,
+        "tokenizer": fingerprint(tokenizer),
+        "vocab_size": _vocab_size(model.config),
+    }
     was_training = model.training
     model.eval()
     try:
@@ -333,8 +394,8 @@ def perplexity(
             jsonl=jsonl,
             text_field=field,
             progress=progress,
+            settings=settings,
         )
     finally:
         model.train(was_training)
-    report.settings = {"model": getattr(model.config, "_name_or_path", "") or type(model).__name__, "file": str(path)}
     return report

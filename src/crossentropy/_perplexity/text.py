@@ -24,6 +24,7 @@ import json
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 from .._validation import InputError
 
@@ -33,6 +34,7 @@ __all__ = [
     "PIECE_BYTES",
     "WHITESPACE",
     "Encode",
+    "json_lines",
     "jsonl_documents",
     "read_pieces",
     "text_tokens",
@@ -156,25 +158,35 @@ def text_tokens(pieces: Iterable[str], encode: Encode, *, max_carry: int = 16 * 
         carry, done = text[origin:], done - origin
 
 
-def jsonl_documents(path: str | os.PathLike[str], text_field: str) -> Iterator[tuple[str, str, int]]:
-    """``(name, text, bytes_read)`` for each line of a JSONL file (blank lines skipped).
+def json_lines(path: str | os.PathLike[str], what: str) -> Iterator[tuple[int, str, Any, int]]:
+    """``(line, where, value, bytes_read)`` for each non-blank line of a JSON-lines file.
 
-    A line longer than :data:`MAX_DOCUMENT_BYTES` is an error, found after
-    reading that many bytes of it, not the whole line.
+    ``where`` is ``"FILE, line N"``; a line that is not JSON is an
+    :class:`InputError` saying that it is not ``what``. A line longer than
+    :data:`MAX_DOCUMENT_BYTES` is an error, found after reading that many
+    bytes of it, not the whole line.
     """
     with open(path, "rb") as handle:
         for number, raw in enumerate(iter(lambda: handle.readline(MAX_DOCUMENT_BYTES + 1), b""), start=1):
             where = f"{os.fspath(path)}, line {number}"
             if len(raw) > MAX_DOCUMENT_BYTES:
-                raise InputError(f"{where}: longer than {MAX_DOCUMENT_BYTES >> 20} MiB; a document is one line")
+                raise InputError(f"{where}: longer than {MAX_DOCUMENT_BYTES >> 20} MiB; {what} is one line")
             if not raw.strip():
                 continue
             try:
-                record = json.loads(raw)
+                value = json.loads(raw)
             except (ValueError, RecursionError) as exc:  # not JSON, not UTF-8, nested too deeply, a 5000-digit number
-                raise InputError(f"{where}: not a JSON object: {exc}") from None
-            text = record.get(text_field) if isinstance(record, dict) else None
-            if not isinstance(text, str):
-                raise InputError(f"{where}: expected an object with a string field {text_field!r}")
-            name = record.get("id", number)
-            yield str(name), text, len(raw)
+                raise InputError(f"{where}: not {what}: {exc}") from None
+            yield number, where, value, len(raw)
+
+
+def jsonl_documents(path: str | os.PathLike[str], text_field: str) -> Iterator[tuple[int, str, str, int]]:
+    """``(line, id, text, bytes_read)`` for each line of a JSONL file (blank lines skipped).
+
+    The id is the record's ``id`` field, else its line number.
+    """
+    for number, where, record, size in json_lines(path, "a JSON object"):
+        text = record.get(text_field) if isinstance(record, dict) else None
+        if not isinstance(text, str):
+            raise InputError(f"{where}: expected an object with a string field {text_field!r}")
+        yield number, str(record.get("id", number)), text, size

@@ -28,6 +28,7 @@ import re
 import sys
 import unicodedata
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -37,11 +38,13 @@ from .._formatting import jsonable
 
 __all__ = [
     "DEFAULT_PRECISION",
+    "Fixed",
     "Table",
     "discard_stdout",
     "error_line",
     "number",
     "plot_module",
+    "print_note",
     "print_tables",
     "printable",
     "progress_bar",
@@ -107,12 +110,35 @@ def _json_text(text: str) -> str:
     return "".join(escape(c) for c in text)
 
 
+@dataclass(frozen=True)
+class Fixed:
+    """A table cell of a float with a fixed number of decimals, so that a column's decimal points align.
+
+    A value too small to show a digit in that many decimals is written in
+    scientific notation rather than as 0 (``3.1e-07``, never ``0.0000``).
+    """
+
+    value: float | None
+    decimals: int = 4
+
+    def __str__(self) -> str:
+        v = self.value
+        if v is None or math.isnan(v):
+            return "—" if v is None else "nan"
+        if v != 0 and abs(v) < 0.5 * 10.0**-self.decimals:
+            return f"{v:.1e}"
+        return f"{v:.{self.decimals}f}"
+
+
 def number(value: Any, precision: int = DEFAULT_PRECISION) -> str:
-    """A table cell: floats to ``precision`` significant digits, ``—`` for a missing value."""
+    """A table cell: floats to ``precision`` significant digits, ``—`` for a missing value, :class:`Fixed`
+    cells with their decimals."""
     if value is None:
         return "—"
     if isinstance(value, bool):
         return "yes" if value else "NO"
+    if isinstance(value, Fixed):
+        return str(value)
     if isinstance(value, (float, np.floating)):
         v = float(value)
         return "nan" if math.isnan(v) else f"{v:.{precision}g}"
@@ -149,6 +175,15 @@ def print_tables(tables: list[Table], fmt: str, payload: Any, precision: int = D
         for row in rows:
             table.add_row(*(Text(number(v, precision)) for v in row))
         console.print(table)
+
+
+def print_note(text: str, fmt: str = "table") -> None:
+    """A sentence under the tables, on stdout, wrapped to the terminal's width (table format only)."""
+    if fmt != "table":
+        return
+    from rich.console import Console
+
+    Console(file=sys.stdout, soft_wrap=False, highlight=False).print(text, markup=False)
 
 
 def _stderr_console() -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from typing import Any
@@ -11,9 +12,14 @@ from .. import InputError
 from ..conventions import NAMES
 from ..scoring import TOP_CLASSES, ScoreOptions, describe_rejection, score_file, top_classes
 from .arguments import Commands, add_format, add_progress, base, number, positive_int
-from .output import Table, error_line, print_tables, printable, progress_bar
+from .output import Fixed, Table, error_line, print_note, print_tables, printable, progress_bar
 
-__all__ = ["options", "register", "run"]
+__all__ = ["DECIMALS", "WORST_ROWS_IN_REPORT", "options", "register", "run"]
+
+DECIMALS = 4
+"""Decimals of the losses and fractions in the tables (JSON keeps every digit)."""
+WORST_ROWS_IN_REPORT = 10
+"""Rows with the largest loss listed by ``--report`` unless ``--worst-rows`` says otherwise."""
 
 
 def register(commands: Commands) -> None:
@@ -22,7 +28,9 @@ def register(commands: Commands) -> None:
         "score",
         help="score a file of predictions (CSV, Parquet, NPY/NPZ) of any size",
         epilog="examples:\n  crossentropy score preds.parquet --probs 'p_*' --per-class --calibration\n"
-        "  cat preds.csv | crossentropy score - --logits logit --format json",
+        "  cat preds.csv | crossentropy score - --logits logit --format json\n"
+        "  crossentropy score preds.csv --calibrate temperature --report report.html\n"
+        "  crossentropy score test.csv --calibrate-on validation.csv --format json",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     score.add_argument(
@@ -80,6 +88,33 @@ def register(commands: Commands) -> None:
     )
     score.add_argument("--report", metavar="FILE", help="write a self-contained HTML report")
     score.add_argument(
+        "--worst-rows",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help=f"list the N rows with the largest loss (default: {WORST_ROWS_IN_REPORT} with --report, else none)",
+    )
+    score.add_argument(
+        "--calibrate",
+        choices=["temperature"],
+        help="fit a temperature to the predictions; report the loss and calibration error before and after it "
+        "(fitted by cross-fitting on the scored rows, or on --calibrate-on FILE)",
+    )
+    score.add_argument(
+        "--folds",
+        type=positive_int,
+        default=5,
+        metavar="K",
+        help="with --calibrate: folds of the cross-fitting, so that the 'after' is measured on rows the fit did "
+        "not see (default 5)",
+    )
+    score.add_argument(
+        "--calibrate-on",
+        metavar="FILE",
+        help="fit the temperature on this held-out file (same columns and classes) instead; implies --calibrate "
+        "temperature",
+    )
+    score.add_argument(
         "--engine",
         choices=["local", "dask"],
         default="local",
@@ -128,6 +163,10 @@ def options(args: argparse.Namespace) -> ScoreOptions:
         renormalize=args.renormalize,
         on_bad_row=args.on_bad_row,
         delimiter=delimiter,
+        worst_rows=args.worst_rows if args.worst_rows is not None else WORST_ROWS_IN_REPORT if args.report else 0,
+        calibrate="temperature" if args.calibrate_on else args.calibrate,
+        folds=args.folds,
+        calibrate_on=args.calibrate_on,
     )
 
 
@@ -214,6 +253,8 @@ def _score_with_dask(args: argparse.Namespace, chosen: ScoreOptions, progress: A
 
 
 def _print_score(result: dict[str, Any], args: argparse.Namespace) -> None:
+    unit = result["unit"]
+    calibration = result["calibration"]
     summary_rows = [
         ["file", result["file"]],
         ["rows read", result["rows_read"]],
@@ -221,16 +262,17 @@ def _print_score(result: dict[str, Any], args: argparse.Namespace) -> None:
         ["rows rejected", result["rows_rejected"]],
         ["classes", result["classes"]],
         ["convention", result["convention"]],
-        [f"mean loss ({result['unit']})", result["mean_loss"]],
-        [f"baseline: class frequencies ({result['unit']})", result["baseline_loss"]],
-        ["accuracy", result["accuracy"]],
+        [f"mean loss ({unit})", Fixed(result["mean_loss"], DECIMALS)],
+        [f"baseline: class frequencies ({unit})", Fixed(result["baseline_loss"], DECIMALS)],
+        ["accuracy", Fixed(result["accuracy"], DECIMALS)],
     ]
     if "bootstrap" in result:
-        lo, hi = result["bootstrap"]["ci95"]
+        lo, hi = (str(Fixed(v, DECIMALS)) for v in result["bootstrap"]["ci95"])
         summary_rows.append(
-            [f"95% CI of the mean ({result['bootstrap']['replicates']} bootstrap replicates)", f"[{lo:.6g}, {hi:.6g}]"]
+            [f"95% CI of the mean ({result['bootstrap']['replicates']} bootstrap replicates, {unit})", f"[{lo}, {hi}]"]
         )
-    summary_rows.append([f"expected calibration error ({result['calibration']['kind']})", result["calibration"]["ece"]])
+    summary_rows.append([f"expected calibration error ({calibration['kind']})", Fixed(calibration["ece"], DECIMALS)])
+    summary_rows.append(["calibration", calibration["verdict"]])
     tables: list[Table] = [("score", ["quantity", "value"], summary_rows)]
     if result["rejected"]:
         tables.append(
@@ -249,25 +291,124 @@ def _print_score(result: dict[str, Any], args: argparse.Namespace) -> None:
         tables.append(
             (
                 "per class" if view["rest"] is None else f"per class: {view['rule']} (see --top-classes)",
-                ["class", "rows", "mean loss", "precision", "recall", "predicted"],
-                [[c["class"], c["count"], c["mean_loss"], c["precision"], c["recall"], c["predicted"]] for c in shown],
+                ["class", "rows", f"mean loss ({unit})", "precision", "recall", "predicted"],
+                [
+                    [
+                        c["class"],
+                        c["count"],
+                        Fixed(c["mean_loss"], DECIMALS),
+                        Fixed(c["precision"], DECIMALS),
+                        Fixed(c["recall"], DECIMALS),
+                        c["predicted"],
+                    ]
+                    for c in shown
+                ],
             )
         )
     if args.calibration:
         tables.append(
             (
-                "calibration",
-                ["bin", "rows", "mean confidence", "observed"],
+                f"calibration ({calibration['kind']})",
+                ["bin", "rows", "mean confidence", "observed", "reading"],
                 [
-                    [f"{b['lower']:.2f}-{b['upper']:.2f}", b["count"], b["confidence"], b["observed"]]
-                    for b in result["calibration"]["bins"]
+                    [
+                        f"{b['lower']:.2f}-{b['upper']:.2f}",
+                        b["count"],
+                        Fixed(b["confidence"], DECIMALS),
+                        Fixed(b["observed"], DECIMALS),
+                        _READINGS.get(b.get("reading"), "—"),
+                    ]
+                    for b in calibration["bins"]
                 ],
             )
         )
+    if "temperature" in calibration:
+        tables.append(_temperature_table(calibration, unit))
+    if result.get("worst_rows"):
+        tables.append(_worst_rows_table(result, unit))
     payload = dict(result)
     if not args.per_class:
         payload.pop("per_class")
     if not args.calibration:
-        payload["calibration"] = {k: v for k, v in result["calibration"].items() if k != "bins"}
-    payload.pop("loss_histogram")
+        payload["calibration"] = {k: v for k, v in calibration.items() if k != "bins"}
+    histogram = payload.pop("loss_histogram")
+    payload["rows_infinite_loss"] = histogram["infinite"]
     print_tables(tables, args.format, payload)
+    for note in _notes(result, histogram["infinite"]):
+        print_note(note, args.format)
+
+
+_READINGS = {"within": "within", "over": "overconfident", "under": "underconfident"}
+
+
+def _temperature_table(calibration: dict[str, Any], unit: str) -> Table:
+    """Before and after the temperature: the mean loss, the calibration error and the verdict."""
+    return (
+        f"temperature scaling: T = {calibration['temperature']:.4g} ({calibration['fitted_on']})",
+        ["quantity", "before", "after"],
+        [
+            [
+                f"mean loss ({unit})",
+                Fixed(calibration["mean_loss_before"], DECIMALS),
+                Fixed(calibration["mean_loss_after"], DECIMALS),
+            ],
+            [
+                "expected calibration error",
+                Fixed(calibration["ece_before"], DECIMALS),
+                Fixed(calibration["ece_after"], DECIMALS),
+            ],
+            ["calibration", calibration["verdict"], calibration["verdict_after"]],
+        ],
+    )
+
+
+def _worst_rows_table(result: dict[str, Any], unit: str) -> Table:
+    rows = result["worst_rows"]
+    return (
+        f"the {len(rows)} rows with the largest loss",
+        ["row", "label", f"loss ({unit})", "P(label)", "predicted", "P(predicted)"],
+        [
+            [
+                w["row"],
+                w["label"],
+                Fixed(w["loss"], DECIMALS),
+                Fixed(w["label_probability"], DECIMALS),
+                w["predicted"],
+                Fixed(w["predicted_probability"], DECIMALS),
+            ]
+            for w in rows
+        ],
+    )
+
+
+def _notes(result: dict[str, Any], infinite: int) -> list[str]:
+    """Sentences under the tables: why a mean loss is infinite, the calibration verdict's reason, the fix."""
+    notes = []
+    if math.isinf(result["mean_loss"]):
+        some = "1 row gives its label" if infinite == 1 else f"{infinite:,} rows give their label"
+        notes.append(
+            f"The mean loss is infinite: {some} probability 0 (a loss of -log 0 = inf) out of "
+            f"{result['rows_scored']:,} scored. A convention that clips probabilities, as the libraries do, keeps "
+            f"it finite: see --convention (keras, tf-keras2, sklearn)."
+        )
+    calibration = result["calibration"]
+    if calibration["verdict"] is not None:
+        notes.append(f"Calibration: {calibration['verdict']}: {calibration['verdict_reason']}.")
+    if "temperature" in calibration:
+        notes.append(_temperature_sentence(calibration, result["unit"]))
+    return notes
+
+
+def _temperature_sentence(calibration: dict[str, Any], unit: str) -> str:
+    """``A temperature of T would lower the loss from A to B``, or say that it would not."""
+    t, before, after = calibration["temperature"], calibration["mean_loss_before"], calibration["mean_loss_after"]
+    decimals = DECIMALS
+    while decimals < 12 and str(Fixed(before, decimals)) == str(Fixed(after, decimals)):
+        decimals += 1  # a small improvement still shows: 0.68462 to 0.68458, not 0.6846 to 0.6846
+    a, b = Fixed(before, decimals), Fixed(after, decimals)
+    if after < before:
+        return (
+            f"A temperature of {t:.4g} would lower the loss from {a} to {b} {unit} "
+            f"(measured by {calibration['fitted_on']})."
+        )
+    return f"No temperature lowers the loss: {a} {unit} before, {b} after (measured by {calibration['fitted_on']})."

@@ -10,9 +10,20 @@ from typing import Any
 from .. import InputError
 from ..learn import MAX_SEED
 from .arguments import Commands, add_format, add_precision, at_least_one, int_in, number, positive_int
-from .output import plot_module, print_tables, write_figure
+from .output import plot_module, print_note, print_tables, write_figure
 
-__all__ = ["register", "run"]
+__all__ = ["HEADERS", "LEGEND", "register", "run"]
+
+LEGEND = (
+    "CE: the model trained with cross-entropy; MSE: the same model trained with squared error. Per epoch, "
+    "each one's training loss (CE: cross-entropy, in nats; MSE: squared error of the probabilities, sq. err., "
+    "which has no unit), its cross-entropy on the test rows (in nats) and its test accuracy (acc.)."
+)
+"""What the columns mean, printed before the table."""
+
+HEADERS = ["epoch", "CE train\n(nats)", "CE test\n(nats)", "CE acc.", "MSE train\n(sq. err.)",
+           "MSE test\n(nats)", "MSE acc."]  # fmt: skip
+"""Two lines at most, so that the table fits 80 columns."""
 
 
 def register(commands: Commands) -> None:
@@ -109,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
     summary: list[list[Any]] = [
         [f"epochs to {args.target:.0%} test accuracy", reached(ce_h), reached(mse_h)],
         ["final test accuracy", ce_h.test_accuracy[-1], mse_h.test_accuracy[-1]],
-        ["final test cross-entropy", ce_h.test_cross_entropy[-1], mse_h.test_cross_entropy[-1]],
+        ["final test cross-entropy (nats)", ce_h.test_cross_entropy[-1], mse_h.test_cross_entropy[-1]],
         ["gradient norm at the start", ce_h.gradient_norm[0], mse_h.gradient_norm[0]],
     ]
     title = f"{args.model} on {args.dataset} ({args.init} start, lr {args.lr:g})"
@@ -126,21 +137,10 @@ def run(args: argparse.Namespace) -> int:
         "initial_gradient_norm_ratio": ratio,
         "history": {k: h.as_dict() for k, h in histories.items()},
     }
+    print_note(LEGEND, args.format)
     print_tables(
         [
-            (
-                title,
-                [
-                    "epoch",
-                    "CE\ntrain\nloss",
-                    "CE\ntest CE\n(nats)",
-                    "CE\ntest\naccuracy",
-                    "MSE\ntrain\nloss",
-                    "MSE\ntest CE\n(nats)",
-                    "MSE\ntest\naccuracy",
-                ],
-                rows,
-            ),
+            (title, HEADERS, rows),
             ("summary (CE: trained with cross-entropy; MSE: with squared error)", ["", "CE", "MSE"], summary),
         ],
         args.format,

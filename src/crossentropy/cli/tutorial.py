@@ -1,4 +1,4 @@
-"""``crossentropy tutorial``: every worked example of the seed texts, reproduced, in English or Korean."""
+"""``crossentropy tutorial``: every worked example of the five teaching texts, reproduced, in English or Korean."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ def register(commands: Commands) -> None:
     """Add the ``tutorial`` command."""
     tutorial = commands.add_parser(
         "tutorial",
-        help="reproduce every worked example of the seed texts",
+        help="reproduce every worked example of the five teaching texts",
         epilog="example:\n  crossentropy tutorial --plots figures/ --lang ko",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -15,8 +15,11 @@ to score: options, columns, layout), :mod:`~crossentropy.scoring.checks`
 (row checks and the tally), :mod:`~crossentropy.scoring.statistics` (the
 mergeable statistics), :mod:`~crossentropy.scoring.bootstrap`,
 :mod:`~crossentropy.scoring.scorer`, :mod:`~crossentropy.scoring.summary`
-(the result document) and :mod:`~crossentropy.scoring.engine` (reading a
-data set in one process).
+(the result document), :mod:`~crossentropy.scoring.rows` (each row's figures),
+:mod:`~crossentropy.scoring.verdict` (the direction of a miscalibration, in
+words), :mod:`~crossentropy.scoring.temperature` (the temperature that fixes
+it, cross-fitted or fitted on a held-out file) and
+:mod:`~crossentropy.scoring.engine` (reading a data set in one process).
 
 Examples
 --------
@@ -32,11 +35,12 @@ from __future__ import annotations
 
 from .bootstrap import Bootstrap, poisson_weights
 from .checks import BadRowError, describe_rejection
-from .engine import extract, score_batches, score_file
+from .engine import extract, fit_held_out, score_batches, score_file
 from .options import LABEL_DEFAULTS, Columns, Layout, ScoreOptions, infer_layout, resolve_columns
 from .scorer import STATISTICS, Scorer
 from .statistics import Rows, Statistic
 from .summary import TOP_CLASSES, summarize, top_classes
+from .temperature import HeldOut, Temperature
 
 __all__ = [
     "LABEL_DEFAULTS",
@@ -45,13 +49,16 @@ __all__ = [
     "BadRowError",
     "Bootstrap",
     "Columns",
+    "HeldOut",
     "Layout",
     "Rows",
     "ScoreOptions",
     "Scorer",
     "Statistic",
+    "Temperature",
     "describe_rejection",
     "extract",
+    "fit_held_out",
     "infer_layout",
     "poisson_weights",
     "resolve_columns",

@@ -312,7 +312,8 @@ class Tally:
 
 
 def check_options(options: ScoreOptions, layout: Layout) -> None:
-    """InputError for options that cannot score ``layout`` (too few classes, bad bins, bootstrap, atol or base)."""
+    """InputError for options that cannot score ``layout`` (too few classes, bad bins, bootstrap, atol, base,
+    worst rows, calibration or folds)."""
     if layout.num_classes < 2:
         raise InputError(f"scoring needs at least 2 classes, got {layout.num_classes}")
     check_base(options.base)
@@ -322,3 +323,14 @@ def check_options(options: ScoreOptions, layout: Layout) -> None:
         raise InputError(f"bootstrap must be in [0, 100000], got {options.bootstrap}")
     if options.atol is not None and not (options.atol >= 0 and math.isfinite(options.atol)):
         raise InputError(f"atol must be a finite number >= 0, got {options.atol}")
+    if not 0 <= options.worst_rows <= 10_000:
+        raise InputError(f"worst_rows must be in [0, 10000], got {options.worst_rows}")
+    if options.calibrate not in (None, "temperature"):
+        raise InputError(f"calibrate must be None or 'temperature', got {options.calibrate!r}")
+    if not 2 <= options.folds <= 100:
+        raise InputError(f"folds must be in [2, 100] (cross-fitting needs at least 2), got {options.folds}")
+    if options.temperature is not None and not options.temperature >= 0:
+        raise InputError(f"temperature must be >= 0 (0 and inf are the limits), got {options.temperature}")
+    if options.calibrate is not None and options.calibrate_on is not None and options.temperature is None:
+        raise InputError("calibrate_on is read by the engines (score_file, crossentropy.dask.score), which fit the "
+                         "temperature on it; a Scorer takes the fitted temperature")  # fmt: skip

@@ -22,8 +22,9 @@ from .checks import BadRowError, Describe, Problem, describe_rejection
 from .options import Columns, Layout, ScoreOptions, infer_layout, resolve_columns
 from .scorer import Scorer
 from .summary import summarize
+from .temperature import HeldOut, Temperature
 
-__all__ = ["Progress", "extract", "score_batches", "score_file"]
+__all__ = ["Progress", "extract", "fit_held_out", "score_batches", "score_file"]
 
 Array = np.ndarray[Any, Any]
 
@@ -135,7 +136,11 @@ def score_file(
         The scorer's result plus ``file``, ``classes``, ``prediction_columns``
         and ``from_logits`` (see :func:`crossentropy.scoring.summarize`);
         ``rejected`` lists the first ``max_listed`` rejected rows (row, file,
-        line, column, reason, detail).
+        line, column, reason, detail). With ``calibrate="temperature"`` the
+        ``calibration`` entry also holds the temperature and the loss and
+        calibration error before and after it (see
+        :mod:`crossentropy.scoring.temperature`); with ``calibrate_on`` the
+        temperature is fitted on that file first (:func:`fit_held_out`).
 
     Raises
     ------
@@ -156,6 +161,34 @@ def score_file(
     """
     options = replace(ScoreOptions() if options is None else options, **settings)
     check_choice("on_bad_row", options.on_bad_row, ("error", "skip"))
+    options, held_out = fit_held_out(options)
+    total, columns, name = _score_table(path, options, progress, held_out)
+    result = summarize(name, total, columns)
+    if held_out is not None:
+        result["calibration"].update(held_out.fields())
+    return result
+
+
+def fit_held_out(options: ScoreOptions) -> tuple[ScoreOptions, HeldOut | None]:
+    """Fit the temperature on ``options.calibrate_on`` (read here, in one process) and set it on the options.
+
+    Options without a held-out file come back unchanged, with ``None``. The
+    held-out file is read with the same columns, convention and checks as
+    the scored data; its rows are held in memory for the fit.
+    """
+    if options.calibrate is None or options.calibrate_on is None or options.temperature is not None:
+        return options, None
+    fitting = replace(options, calibrate_on=None, temperature=None, bootstrap=0, worst_rows=0)
+    total, _, name = _score_table(options.calibrate_on, fitting, None, None)
+    t, left_out = total.statistic(Temperature).fit_all()
+    held_out = HeldOut(name, t, total.layout, total.rows_scored, left_out)
+    return replace(options, temperature=t), held_out
+
+
+def _score_table(
+    path: str, options: ScoreOptions, progress: Progress | None, held_out: HeldOut | None
+) -> tuple[Scorer, Columns, str]:
+    """The merged scorer of a file or data set, its columns and its name."""
     table = open_table(path, delimiter=options.delimiter)
     columns = resolve_columns(table.column_names, table.path, options)
     total: Scorer | None = None
@@ -167,6 +200,8 @@ def score_file(
             continue
         if total is None:
             layout, columns = infer_layout(first, columns, table.list_columns)
+            if held_out is not None:
+                held_out.check(layout)
             total = Scorer(layout, options)
         scorer = Scorer(total.layout, options, origin=total.rows_read)
         report = None if progress is None else _progress(progress, table, total.rows_read, scorer, done_bytes)
@@ -176,7 +211,7 @@ def score_file(
             done_bytes += piece.stop
     if total is None:
         raise InputError(f"{table.path}: no data rows (the file has a header but no rows)")
-    return summarize(table.path, total, columns)
+    return total, columns, table.path
 
 
 def _progress(

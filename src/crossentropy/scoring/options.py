@@ -63,6 +63,21 @@ class ScoreOptions:
         Rows per batch read.
     max_listed : int
         How many rejected rows are listed (all are counted).
+    worst_rows : int
+        How many of the rows with the largest loss are listed (0 for none).
+    calibrate : {None, "temperature"}
+        Fit a temperature to the predictions and report the loss and the
+        calibration error before and after it (see
+        :mod:`crossentropy.scoring.temperature`).
+    folds : int
+        Folds of the cross-fitting that makes the "after" honest when the
+        temperature is fitted on the scored rows themselves.
+    calibrate_on : str or None
+        A held-out file to fit the temperature on instead (same columns and
+        classes); the scored rows are then only scored with it.
+    temperature : float or None
+        A temperature fitted beforehand: applied to every row, nothing fitted
+        (the engines set it from ``calibrate_on``).
     """
 
     labels: str | None = None
@@ -80,12 +95,27 @@ class ScoreOptions:
     delimiter: str | None = None
     batch_rows: int = 1 << 16
     max_listed: int = 20
+    worst_rows: int = 0
+    calibrate: str | None = None
+    folds: int = 5
+    calibrate_on: str | None = None
+    temperature: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("probs", "logits"):  # tuples: the options compare equal and hash whatever sequence was given
             value = getattr(self, name)
             if value is not None:
                 object.__setattr__(self, name, tuple(value))
+
+    @property
+    def cross_fit(self) -> bool:
+        """Whether the temperature is fitted on the scored rows (cross-fitting), not given or fitted elsewhere."""
+        return self.calibrate is not None and self.temperature is None and self.calibrate_on is None
+
+    @property
+    def needs_positions(self) -> bool:
+        """Whether a statistic needs each row's index in the data set (the bootstrap, the folds, the worst rows)."""
+        return bool(self.bootstrap) or self.cross_fit or self.worst_rows > 0
 
 
 @dataclass(frozen=True)

@@ -2,16 +2,15 @@
 
 A :class:`Scorer` checks each batch's rows (:class:`~crossentropy.scoring.checks.RowChecks`),
 counts them (:class:`~crossentropy.scoring.checks.Tally`), computes each
-scored row's loss with the library's losses and its probabilities with the
-library's softmax and log-sigmoid, and hands the rows to every
-statistic in :data:`STATISTICS`. Scorers of consecutive pieces of a data set
+scored row's figures (:func:`~crossentropy.scoring.rows.score_rows`: its loss
+with the library's losses, its probabilities with the library's softmax and
+log-sigmoid), and hands the rows to every statistic in :data:`STATISTICS`. Scorers of consecutive pieces of a data set
 merge into exactly the scorer of the whole, whatever the partitioning: the
 tally and each statistic merge themselves.
 """
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any, TypeVar
@@ -19,21 +18,28 @@ from typing import Any, TypeVar
 import numpy as np
 
 from .._formatting import unit_name
-from .._namespace import namespace
-from .._special import log_sigmoid, softmax
 from .._validation import InputError
-from ..losses import binary_cross_entropy, sparse_categorical_cross_entropy
 from .bootstrap import Bootstrap
-from .checks import Cells, Problem, RowChecks, Tally, check_options, renormalized
+from .checks import Cells, Problem, RowChecks, Tally, check_options
 from .options import Columns, Layout, ScoreOptions
-from .statistics import Calibration, Classes, LossHistogram, LossSums, Rows, Statistic
+from .rows import score_rows
+from .statistics import Calibration, Classes, LossHistogram, LossSums, Rows, Statistic, WorstRows
+from .temperature import Temperature
 
 __all__ = ["STATISTICS", "Scorer"]
 
 Array = np.ndarray[Any, Any]
 S = TypeVar("S", bound=Statistic)
 
-STATISTICS: tuple[type[Statistic], ...] = (LossSums, Classes, Calibration, LossHistogram, Bootstrap)
+STATISTICS: tuple[type[Statistic], ...] = (
+    LossSums,
+    Classes,
+    Calibration,
+    LossHistogram,
+    WorstRows,
+    Bootstrap,
+    Temperature,
+)
 """The statistics every scorer keeps, in the order of their fields in the result."""
 
 
@@ -73,7 +79,6 @@ class Scorer:
         self.tally = Tally(options.max_listed)
         self.statistics: dict[str, Statistic] = {kind.name: kind(options, layout) for kind in STATISTICS}
         self._names = Columns()
-        self._scale = 1.0 if options.base is None else math.log(options.base)
 
     # --- what a statistic may read (crossentropy.scoring.statistics.Partials) -----------------------------
 
@@ -171,48 +176,10 @@ class Scorer:
 
     def _rows(self, labels: Array, preds: Array, weights: Array | None, first: int, index: Array | None) -> Rows:
         """The per-row figures of the scored rows that every statistic reads."""
-        o, layout = self.options, self.layout
-        m = labels.shape[0]
-        if o.renormalize and not layout.binary and not layout.from_logits:
-            preds = renormalized(preds)
-        w = np.ones(m) if weights is None else weights
-        if layout.binary:
-            per = binary_cross_entropy(
-                labels.reshape(-1, 1), preds.reshape(-1, 1), from_logits=layout.from_logits, reduction="none",
-                convention=o.convention, validate=False,
-            )  # fmt: skip
-        else:
-            per = sparse_categorical_cross_entropy(
-                labels.astype(np.int64), preds, from_logits=layout.from_logits, reduction="none",
-                convention=o.convention, validate=False,
-            )  # fmt: skip
-        losses = np.asarray(per, dtype=np.float64).reshape(-1) / self._scale
-        kind = "binary" if layout.binary else "sparse"
-        terms = np.asarray(self.checks.convention.denominator_terms(kind, w, np.ones(m)), dtype=np.float64)
-        with np.errstate(over="ignore"):  # logits of +-1e308: x - max overflows to -inf, whose exp is exactly 0
-            probs = self._probabilities(preds)
         positions = None
         if self.origin is not None:
-            positions = self.origin + first + (index if index is not None else np.arange(m))
-        return Rows(
-            classes=labels.astype(np.int64),
-            losses=losses,
-            weights=w,
-            weighted=_weighted(losses, w),
-            terms=terms,
-            probabilities=probs,
-            predicted=(probs >= 0.5).astype(np.int64) if layout.binary else np.argmax(probs, axis=1),
-            positions=positions,
-        )
-
-    def _probabilities(self, preds: Array) -> Array:
-        """The predicted probabilities: class 1's (binary) or every class's (from logits: the library's functions)."""
-        if not self.layout.from_logits:
-            return preds
-        xp = namespace(preds)
-        if self.layout.binary:
-            return np.asarray(np.exp(log_sigmoid(xp, preds)))
-        return np.asarray(softmax(xp, preds, 1))
+            positions = self.origin + first + (index if index is not None else np.arange(labels.shape[0]))
+        return score_rows(self.options, self.layout, labels, preds, weights, positions)
 
     def merge(self, other: Scorer) -> None:
         """Append the score of the rows that follow this scorer's (another piece or batch range)."""
@@ -241,7 +208,11 @@ class Scorer:
             "renormalized": o.renormalize,
         }
         for statistic in self.statistics.values():
-            out.update(statistic.summary(self))
+            for key, value in statistic.summary(self).items():
+                # a statistic may add fields to another's entry (the temperature's to "calibration")
+                out[key] = (
+                    {**out[key], **value} if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+                )
         return out
 
     def public_entry(self, entry: dict[str, Any]) -> dict[str, Any]:
@@ -249,17 +220,3 @@ class Scorer:
         out = {k: v for k, v in entry.items() if k != "offset"}
         out["row"] = None if self.origin is None or entry["row"] is None else entry["row"] + 1 + self.origin
         return out
-
-
-def _weighted(losses: Array, weights: Array) -> Array:
-    """``losses * weights``, exactly 0 where the weight is 0; InputError where a finite product overflows."""
-    with np.errstate(over="ignore", invalid="ignore"):
-        out = np.where(weights == 0, 0.0, losses * weights)
-    over = np.flatnonzero(np.isinf(out) & np.isfinite(losses))
-    if over.size:
-        i = int(over[0])
-        raise InputError(
-            f"a row's loss {losses[i]:.6g} times its sample weight {weights[i]:.6g} is more than a float holds "
-            "(about 1.8e308): rescale the sample weights"
-        )
-    return np.asarray(out)

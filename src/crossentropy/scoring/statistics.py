@@ -27,6 +27,7 @@ from .. import conventions as _conv
 from .._formatting import number_or_none
 from .._validation import InputError
 from .options import Layout, ScoreOptions
+from .verdict import calibration_verdict
 
 __all__ = [
     "COARSE_LIMIT",
@@ -40,6 +41,7 @@ __all__ = [
     "Rows",
     "Statistic",
     "Sum",
+    "WorstRows",
 ]
 
 Array = np.ndarray[Any, Any]
@@ -133,6 +135,9 @@ class Rows:
         The predicted class of each row.
     positions : numpy.ndarray or None
         Each row's index in the data set (``None`` when the scorer does not know where its rows start).
+    predictions : numpy.ndarray or None
+        The predictions as scored (probabilities, renormalised if asked, or
+        logits), for a statistic that transforms them (the temperature).
     """
 
     classes: Array
@@ -143,6 +148,7 @@ class Rows:
     probabilities: Array
     predicted: Array
     positions: Array | None
+    predictions: Array | None = None
 
 
 class Partials(Protocol):
@@ -336,21 +342,27 @@ class Calibration(Statistic):
         n = max(scored, 1)
         filled = count > 0
         ece = float((count[filled] / n * gaps[filled]).sum()) if scored else math.nan
+        entries = [
+            {
+                "lower": i / bins,
+                "upper": (i + 1) / bins,
+                "count": int(count[i]),
+                "confidence": number_or_none(confidence[i]),
+                "observed": number_or_none(outcome[i]),
+            }
+            for i in range(bins)
+        ]
+        verdict = calibration_verdict(entries, binary=self.layout.binary)
+        for entry, reading in zip(entries, verdict["bins"], strict=True):
+            entry.update(reading)
         return {
             "calibration": {
                 "kind": "positive class" if self.layout.binary else "top label",
                 "ece": ece,
                 "mce": float(gaps[filled].max()) if filled.any() else math.nan,
-                "bins": [
-                    {
-                        "lower": i / bins,
-                        "upper": (i + 1) / bins,
-                        "count": int(count[i]),
-                        "confidence": number_or_none(confidence[i]),
-                        "observed": number_or_none(outcome[i]),
-                    }
-                    for i in range(bins)
-                ],
+                "verdict": verdict["verdict"],
+                "verdict_reason": verdict["reason"],
+                "bins": entries,
             }
         }
 
@@ -421,4 +433,85 @@ class LossHistogram(Statistic):
                 "infinite": self.infinite,
                 "max_finite": self.sign * top,
             }
+        }
+
+
+class WorstRows(Statistic):
+    """The rows with the largest loss (``options.worst_rows`` of them): where a practitioner looks next.
+
+    Ties go to the earlier row, so the rows listed do not depend on how the
+    data set was cut into pieces. A NaN loss counts as the largest.
+    """
+
+    name = "worst_rows"
+
+    def __init__(self, options: ScoreOptions, layout: Layout) -> None:
+        super().__init__(options, layout)
+        self.sign = 1.0 if options.base is None or options.base > 1 else -1.0
+        self.positions = np.zeros(0, dtype=np.int64)
+        self.labels = np.zeros(0, dtype=np.int64)
+        self.losses = np.zeros(0)
+        self.label_probability = np.zeros(0)
+        self.predicted = np.zeros(0, dtype=np.int64)
+        self.predicted_probability = np.zeros(0)
+
+    def _fields(self) -> tuple[str, ...]:
+        return ("positions", "labels", "losses", "label_probability", "predicted", "predicted_probability")
+
+    def _keep_worst(self) -> None:
+        """Keep the ``worst_rows`` largest losses (NaN first), ties to the earlier row."""
+        key = np.where(np.isnan(self.losses), np.inf, self.sign * self.losses)
+        order = np.lexsort((self.positions, -key))[: self.options.worst_rows]
+        for field in self._fields():
+            setattr(self, field, getattr(self, field)[order])
+
+    def update(self, rows: Rows) -> None:
+        k = self.options.worst_rows
+        if not k:
+            return
+        if rows.positions is None:
+            raise InputError("the worst rows need each row's index in the data set (origin)")
+        key = np.where(np.isnan(rows.losses), np.inf, self.sign * rows.losses)
+        take = np.argpartition(-key, k - 1)[:k] if key.shape[0] > k else np.arange(key.shape[0])
+        probs = rows.probabilities[take]
+        labels, predicted = rows.classes[take], rows.predicted[take]
+        if self.layout.binary:
+            label_p = np.where(labels == 1, probs, 1.0 - probs)
+            predicted_p = np.where(predicted == 1, probs, 1.0 - probs)
+        else:
+            label_p = probs[np.arange(take.shape[0]), labels]
+            predicted_p = probs[np.arange(take.shape[0]), predicted]
+        new = (rows.positions[take], labels, rows.losses[take], label_p, predicted, predicted_p)
+        for field, values in zip(self._fields(), new, strict=True):
+            setattr(self, field, np.concatenate([getattr(self, field), values]))
+        self._keep_worst()
+
+    def merge(self, other: Self) -> None:
+        if not self.options.worst_rows:
+            return
+        for field in self._fields():
+            setattr(self, field, np.concatenate([getattr(self, field), getattr(other, field)]))
+        self._keep_worst()
+
+    def summary(self, partials: Partials) -> dict[str, Any]:
+        """``{"worst_rows": [{"row", "label", "loss", "label_probability", "predicted", ...}]}``, worst first.
+
+        ``row`` counts from 1, as the rejected rows do.
+        """
+        if not self.options.worst_rows:
+            return {}
+        return {
+            "worst_rows": [
+                {
+                    "row": int(position) + 1,
+                    "label": int(label),
+                    "loss": float(loss),
+                    "label_probability": float(label_p),
+                    "predicted": int(predicted),
+                    "predicted_probability": float(predicted_p),
+                }
+                for position, label, loss, label_p, predicted, predicted_p in zip(
+                    *(getattr(self, field) for field in self._fields()), strict=True
+                )
+            ]
         }
