@@ -39,7 +39,11 @@ SUITES = {
     "PyTorch drop-in against PyTorch's own test inputs, compile and host syncs": ["tests/test_torch_dropin.py"],
     "kernel builds, ISA variants, threads, fork": ["tests/test_kernels_build.py"],
     "every loss x convention x reduction against the real libraries": ["tests/test_losses_parity.py"],
-    "hostile files and values through the CLI": ["tests/test_adversarial_files.py", "tests/cli/test_score.py"],
+    "hostile files and values through the CLI": [
+        "tests/test_adversarial_files.py",
+        "tests/test_adversarial_cli.py",
+        "tests/cli/test_score.py",
+    ],
     "the explorer's server and page (hostile requests, browser, accessibility)": [
         "tests/test_explore.py",
         "tests/test_browser.py",
@@ -61,7 +65,7 @@ def pytest_counts(args: list[str]) -> tuple[int, int, int, int]:
     counts = collections.Counter()
     for number, word in re.findall(r"(\d+) (passed|failed|skipped|error)", text.splitlines()[-1] if text else ""):
         counts[word] += int(number)
-    examples = sum(int(n) for n in re.findall(r"(\d+) passing examples", text))
+    examples = sum(int(n) for n in re.findall(r"(\d+) passing(?: examples|,)", text))  # old and new wording
     return counts["passed"], counts["failed"] + counts["error"], counts["skipped"], examples
 
 
@@ -153,6 +157,33 @@ def main() -> int:
         "(`test_adversarial_files.py`, `cli/test_score.py`).",
         "- The explorer answered any `Host:` header (DNS rebinding), dropped the connection with a traceback on "
         "deep or invalid JSON, and held a thread per idle socket (`test_explore.py`).",
+        "- Continuous KL of a Cauchy against a normal said -2.43 with an error estimate of 1e-9: integration goes "
+        "piece by piece, a divergent integral is inf with its reason and an unmet tolerance is an error; "
+        "`norm(0, 1e-320)` was a math domain error (`test_continuous.py`, adversarial matrix).",
+        "- float32 binary cross-entropy of label 0 at p = 1e-20 gave -0.0: the kernel takes `log1p(-p)` as the "
+        "reference does, and the accuracy table samples that range; a masked label or class weight reached the "
+        "kernel unmasked; an int64 `out=` of the gradient was filled with zeros (adversarial matrix).",
+        "- `score --renormalize` of the row `1e308,1e308` gave a mean loss of inf: a row whose sum overflows is "
+        "scaled by a power of two first; finite losses or weights whose sum is beyond the float range are an "
+        "error, not a mean of inf (`test_adversarial_cli.py`).",
+        "- Reads trusted the size a file claims: `compare /dev/zero` grew to 23 GB; every read is bounded by the "
+        "bytes read. A line with no end was searched again at each read: a 50 MB header took 36 s and `score "
+        "/dev/zero` over 10 minutes; both are an error within 2 s now (`test_adversarial_cli.py`).",
+        "- `score --report` of 20,000 classes took 101 s and 900 MB: the per-class table and the report show the "
+        "20 classes with the largest share of the loss and sum up the rest (`--top-classes`), as fast as without "
+        "`--report` (`test_adversarial_cli.py`).",
+        "- `perplexity` gave tracebacks for an out-of-vocabulary prefix or token id, an unusable `--device`, "
+        "truncated weights and a bad config, and NaN with exit 0 for an empty text or a directory without "
+        "tokenizer files; each is one line and exit 2 (`test_adversarial_cli.py`).",
+        "- Rich markup and terminal escapes in JSONL ids, file and column names reached the terminal (`[/bold]` "
+        "crashed the table, an OSC sequence set the window title); every user string in tables, errors, warnings "
+        "and the progress bar is shown as written, and JSON escapes them (`test_adversarial_cli.py`).",
+        "- `2>&-` made every command exit 1 with no output; an infinite loss made every bootstrap replicate NaN "
+        "and NumPy warnings leaked; Dask workers logged 'Compute Failed' before the error line; `--fail-above "
+        "nan` always failed; the ECE of a file and of the same file on standard input differed in the last "
+        "digits (the blocks are now cut at the same bytes) (`test_adversarial_cli.py`).",
+        "- Explorer slow drip: connections sending a header line every few seconds held every slot, as the "
+        "timeout applied per read; each connection has one deadline in all (`test_explore.py`).",
         "",
         "A longer fuzzing run: `python tests/fuzz/fuzz_readers.py -max_total_time=600`.",
     ]

@@ -260,3 +260,41 @@ def test_cli_serves_and_stops_on_sigint_and_sigterm(signum):
         if proc is not None and proc.poll() is None:  # the test failed with the server running
             proc.kill()
             proc.wait(timeout=10)
+
+
+@pytest.mark.slow
+def test_a_slow_drip_of_header_lines_does_not_hold_the_slots(monkeypatch):
+    # issue 27.15: connections sending a header line every few seconds kept every slot, so every other
+    # request got 503 for as long as the drip lasted; each connection now has one deadline in all
+    monkeypatch.setattr(_explore._Handler, "timeout", 1.0)
+    monkeypatch.setattr(_explore, "MAX_CONNECTIONS", 2)
+    monkeypatch.setattr(_explore, "SLOT_WAIT", 0.2)
+    srv, address = serve_in_thread()
+    host, port = srv.server_address[:2]
+    drips = [socket.create_connection((host, port), timeout=5) for _ in range(2)]
+    try:
+        for sock in drips:
+            sock.sendall(f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n".encode())
+        cut = [False] * len(drips)
+        statuses = []
+        start = time.monotonic()
+        while time.monotonic() - start < 4.0:  # a header line every 0.3 s: each read is well within 1 s
+            for i, sock in enumerate(drips):
+                try:
+                    sock.sendall(b"X-Drip: 1\r\n")
+                    sock.settimeout(0.01)
+                    cut[i] = cut[i] or sock.recv(100) == b""
+                except TimeoutError:
+                    pass
+                except OSError:
+                    cut[i] = True
+            if time.monotonic() - start > 1.5 and len(statuses) < 3:
+                statuses.append(post(address, "/api/binary", {"p": 0.5})[0])
+            time.sleep(0.3)
+        assert cut == [True, True]  # the server closed both drips once their second was up
+        assert statuses == [200, 200, 200]
+    finally:
+        for sock in drips:
+            sock.close()
+        srv.shutdown()
+        srv.server_close()

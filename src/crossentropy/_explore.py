@@ -20,18 +20,21 @@ The server is for one person on one machine, and defends itself as such: it
 answers only requests addressed to the loopback name and port it is bound to
 (a web page elsewhere cannot reach it by DNS rebinding), takes only JSON
 bodies of at most 64 KiB (400 for anything it cannot parse, however deep or
-badly encoded), gives each connection :data:`TIMEOUT` seconds and serves at
-most :data:`MAX_CONNECTIONS` at once (more wait in a backlog of
-:data:`BACKLOG`, then get 503). Malformed requests get status 4xx and
-``{"error": message}``.
+badly encoded), gives each connection :data:`TIMEOUT` seconds in all, from
+its first byte to its last (a client that sends a header line every few
+seconds is cut off all the same), and serves at most :data:`MAX_CONNECTIONS`
+at once (more wait in a backlog of :data:`BACKLOG`, then get 503). Malformed
+requests get status 4xx and ``{"error": message}``.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import socket
 import threading
+import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
@@ -189,10 +192,65 @@ def parse_body(body: bytes) -> dict[str, Any]:
     return payload
 
 
+class _Deadline:
+    """The moment a connection's time is up; :meth:`arm` gives the socket what is left before each read or write."""
+
+    def __init__(self, sock: socket.socket, seconds: float) -> None:
+        self.sock = sock
+        self.end = time.monotonic() + seconds
+
+    def arm(self) -> None:
+        left = self.end - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the connection's time is up")
+        self.sock.settimeout(left)
+
+
+class _DeadlineReader(io.RawIOBase):
+    """A socket's bytes, each read bounded by what is left of the connection's deadline."""
+
+    def __init__(self, deadline: _Deadline) -> None:
+        self.deadline = deadline
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        self.deadline.arm()
+        return self.deadline.sock.recv_into(buffer)
+
+
+class _DeadlineWriter(io.BufferedIOBase):
+    """Writes to a socket, each bounded by what is left of the connection's deadline."""
+
+    def __init__(self, deadline: _Deadline) -> None:
+        self.deadline = deadline
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        self.deadline.arm()
+        self.deadline.sock.sendall(data)
+        with memoryview(data) as view:
+            return view.nbytes
+
+
 class _Handler(BaseHTTPRequestHandler):
     server_version = "crossentropy-explore"
-    timeout = TIMEOUT  # seconds a connection may stay silent (StreamRequestHandler sets it on the socket)
+    timeout = TIMEOUT  # seconds a connection has in all, reading the request and writing the response
     server: _Server
+
+    def setup(self) -> None:
+        """The request's streams, every read and write bounded by one deadline :attr:`timeout` seconds away.
+
+        A socket timeout alone bounds each read, so a client sending a byte
+        every few seconds could hold its connection, and a slot, for ever.
+        """
+        self.connection = self.request
+        deadline = _Deadline(self.connection, self.timeout)
+        self.rfile = io.BufferedReader(_DeadlineReader(deadline))
+        self.wfile = _DeadlineWriter(deadline)
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet: the CLI prints the address only
         return

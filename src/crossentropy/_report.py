@@ -30,7 +30,11 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 from . import __version__, plot
+from .scoring import TOP_CLASSES
+from .scoring import top_classes as top_classes_of
 
 __all__ = [
     "FIGURE_SIZE",
@@ -107,7 +111,7 @@ def svg(draw: Callable[[Any], Any], size: tuple[float, float] = FIGURE_SIZE) -> 
     matplotlib.use("Agg", force=False)
     from matplotlib.figure import Figure
 
-    with matplotlib.rc_context(FIGURE_STYLE):
+    with matplotlib.rc_context(FIGURE_STYLE), np.errstate(all="ignore"):  # limits near 1e308 overflow in matplotlib
         fig = Figure(figsize=size, layout="constrained")
         draw(fig.add_subplot())
         buffer = io.BytesIO()
@@ -374,9 +378,12 @@ the predicted class never changes. The "after" figures are measured on rows the 
 """
 
 
-def _class_section(r: Mapping[str, Any], unit: str) -> list[str]:
-    per_class = r.get("per_class", [])
-    total = sum(int(c.get("count", 0)) for c in per_class) or 1
+def _class_section(r: Mapping[str, Any], unit: str, top: int) -> list[str]:
+    every_class = r.get("per_class", [])
+    total = sum(int(c.get("count", 0)) for c in every_class) or 1
+    view = top_classes_of(every_class, top)
+    per_class = view["shown"]
+    shown = f"Shown: {html.escape(view['rule'])}." if view["rest"] else ""
     class_rows = [
         [
             html.escape(str(c["class"])),
@@ -387,10 +394,11 @@ def _class_section(r: Mapping[str, Any], unit: str) -> list[str]:
             percent(c.get("recall")),
             num(c.get("mean_loss"), unit),
         ]
-        for c in per_class
+        for c in per_class + ([view["rest"]] if view["rest"] else [])
     ]
     sections = [
         "<h2>Per class</h2>",
+        f"<p>{shown}</p>" if shown else "",
         table(
             ["class", "rows", "share", "predicted", "precision", "recall", f"mean loss ({unit})"],
             class_rows,
@@ -402,7 +410,8 @@ def _class_section(r: Mapping[str, Any], unit: str) -> list[str]:
             figure(
                 svg(lambda ax: plot.per_class_loss(per_class, unit=unit, ax=ax)),
                 f"Bar chart of the mean loss of each class, in {unit}",
-                "Mean loss of the rows of each true class: a tall bar is a class the model finds hard.",
+                "Mean loss of the rows of each true class: a tall bar is a class the model finds hard."
+                + (f" {shown}" if shown else ""),
             )
         )
     return sections
@@ -512,7 +521,13 @@ RESIZE = (
 """Shows the "scroll sideways" line under a table only while it is wider than the screen."""
 
 
-def render(summary: Mapping[str, Any], result: Mapping[str, Any], *, generated: str | None = None) -> str:
+def render(
+    summary: Mapping[str, Any],
+    result: Mapping[str, Any],
+    *,
+    generated: str | None = None,
+    top_classes: int = TOP_CLASSES,
+) -> str:
     """The report as an HTML string.
 
     Parameters
@@ -524,6 +539,11 @@ def render(summary: Mapping[str, Any], result: Mapping[str, Any], *, generated: 
         The scorer's result (:func:`crossentropy.scoring.score_file`).
     generated : str, optional
         The time stamp shown in the header (default: now, in UTC).
+    top_classes : int, optional
+        The per-class table and figure show the classes with the largest
+        share of the total loss, this many, and sum the others in one row
+        (:func:`crossentropy.scoring.top_classes`; 0: every class), so the
+        report's size and time do not grow with the number of classes.
 
     Returns
     -------
@@ -538,7 +558,7 @@ def render(summary: Mapping[str, Any], result: Mapping[str, Any], *, generated: 
         f"<h1>Score of {html.escape(str(r.get('file', '')))}</h1>",
         _verdict(r, unit),
         _headline(r, unit),
-        *_class_section(r, unit),
+        *_class_section(r, unit, top_classes),
         *calibration_section(calibration),
         *_loss_section(r, unit),
     ]

@@ -62,6 +62,26 @@ from .scoring import (
 __all__ = ["score"]
 
 
+class _Refused:
+    """An :class:`~crossentropy.InputError` met on a worker, returned rather than raised.
+
+    A worker logs every exception its task raises ("Compute Failed" and a
+    traceback on standard error); bad input is not such an event, so the task
+    returns it and the client raises it, as the local engine would.
+    """
+
+    def __init__(self, error: InputError) -> None:
+        self.error = error
+
+
+def _guarded(task: Callable[..., Any], *args: Any) -> Any:
+    """``task(*args)``, or :class:`_Refused` holding the InputError it raised."""
+    try:
+        return task(*args)
+    except InputError as exc:
+        return _Refused(exc)
+
+
 def _score_piece(piece: Piece, columns: Columns, layout: Layout, options: ScoreOptions) -> Scorer:
     """Score one piece on a worker (every bad row counted; the client decides whether it is an error)."""
     scorer = Scorer(layout, options, origin=piece.start)
@@ -114,15 +134,23 @@ def _run(
     scheduler: Any,
     progress: Callable[[int, float | None], None] | None,
 ) -> list[Any]:
-    """Compute the delayed scorers; report rows and the fraction done as they finish."""
+    """Compute the delayed tasks (of :func:`_guarded`); report rows and the fraction done as they finish.
+
+    The first task that met bad input (in data-set order, among those
+    finished) raises its InputError here, and the others are cancelled.
+    """
     client = _client(scheduler)
     if client is None:
-        return list(dask.compute(*tasks, scheduler=scheduler))
+        results = list(dask.compute(*tasks, scheduler=scheduler))
+        refused = next((r for r in results if isinstance(r, _Refused)), None)
+        if refused is not None:
+            raise refused.error
+        return results
     from distributed import as_completed
 
     futures = client.compute(tasks)
     order = {f.key: i for i, f in enumerate(futures)}
-    results: list[Any] = [None] * len(futures)
+    results = [None] * len(futures)
     total = float(sum(weights)) or 1.0
     done = 0.0
     rows = 0
@@ -130,6 +158,8 @@ def _run(
         for future in as_completed(futures, loop=client.loop):
             i = order[future.key]
             results[i] = future.result()
+            if isinstance(results[i], _Refused):
+                raise next(r for r in results if isinstance(r, _Refused)).error
             rows += getattr(results[i], "rows_read", 0)
             done += weights[i]
             if progress is not None:
@@ -228,11 +258,14 @@ def _score_files(
     pieces = table.split(partition_bytes)
     if options.needs_positions and any(p.start is None for p in pieces):
         counts: list[int] = _run(
-            [dask.delayed(_count_rows)(p, columns.label) for p in pieces], [1.0] * len(pieces), scheduler, None
+            [dask.delayed(_guarded)(_count_rows, p, columns.label) for p in pieces],
+            [1.0] * len(pieces),
+            scheduler,
+            None,
         )
         starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).tolist()
         pieces = [replace(p, start=int(s)) for p, s in zip(pieces, starts, strict=True)]
-    tasks = [dask.delayed(_score_piece)(p, columns, layout, options) for p in pieces]
+    tasks = [dask.delayed(_guarded)(_score_piece, p, columns, layout, options) for p in pieces]
     sizes = [float(p.rows if p.rows is not None else (p.size() or 1)) for p in pieces]
     scorers = _run(tasks, sizes, scheduler, progress)
     total = Scorer(layout, options)
@@ -269,7 +302,7 @@ def _score_dataframe(
         lengths = data.map_partitions(len).compute(scheduler=scheduler)
         starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(int).tolist()
     tasks = [
-        dask.delayed(_score_frame)(part, start, columns, layout, options)
+        dask.delayed(_guarded)(_score_frame, part, start, columns, layout, options)
         for part, start in zip(data.to_delayed(), starts, strict=True)
     ]
     scorers = _run(tasks, [1.0] * len(tasks), scheduler, progress)

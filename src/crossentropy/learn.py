@@ -41,6 +41,8 @@ __all__ = ["History", "Model", "load_dataset", "train"]
 MODELS = ("logistic", "softmax", "mlp")
 LOSSES = ("ce", "mse")
 DATASETS = ("breast_cancer", "digits", "iris", "wine")
+MAX_SEED = 2**32 - 1
+"""The largest seed: scikit-learn's ``random_state`` takes ``[0, 2**32 - 1]``."""
 
 
 @dataclass
@@ -238,8 +240,15 @@ def train(
     check_choice("model", model, MODELS)
     check_choice("loss", loss, LOSSES)
     check_choice("init", init, ("random", "saturated"))
-    if epochs < 0 or lr <= 0:
-        raise InputError(f"epochs must be >= 0 and lr > 0; got epochs={epochs}, lr={lr}")
+    if epochs < 0 or not (lr > 0 and math.isfinite(lr)):
+        raise InputError(f"epochs must be >= 0 and lr a finite number > 0; got epochs={epochs}, lr={lr}")
+    if model == "mlp" and hidden < 1:
+        raise InputError(f"hidden must be >= 1 (units of the MLP's hidden layer), got {hidden}")
+    if batch_size is not None and batch_size < 1:
+        raise InputError(f"batch_size must be >= 1 (or None for the full batch), got {batch_size}")
+    if not math.isfinite(saturation):
+        raise InputError(f"saturation must be a finite number, got {saturation}")
+    _check_seed(seed)
     Xtr, Xte = np.asarray(X_train, dtype=float), np.asarray(X_test, dtype=float)
     ytr, yte = np.asarray(y_train, dtype=np.int64), np.asarray(y_test, dtype=np.int64)
     n_classes = int(max(ytr.max(), yte.max())) + 1
@@ -269,6 +278,12 @@ def train(
     return history
 
 
+def _check_seed(seed: int) -> None:
+    """InputError unless ``seed`` is an integer in ``[0, 2**32 - 1]`` (what NumPy and scikit-learn take)."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= MAX_SEED:
+        raise InputError(f"seed must be an integer in [0, {MAX_SEED}], got {seed!r}")
+
+
 def load_dataset(name: str, *, test_size: float = 0.3, seed: int = 0) -> tuple[Array, Array, Array, Array]:
     """A data set that ships with scikit-learn, split and standardised.
 
@@ -276,6 +291,9 @@ def load_dataset(name: str, *, test_size: float = 0.3, seed: int = 0) -> tuple[A
     with the training split's mean and standard deviation.
     """
     check_choice("dataset", name, DATASETS)
+    _check_seed(seed)
+    if not 0 < test_size < 1:
+        raise InputError(f"test_size must be a fraction in (0, 1), got {test_size}")
     try:
         from sklearn import datasets
         from sklearn.model_selection import train_test_split

@@ -214,6 +214,6 @@ def run(
         if len(documents) == 1:
             only = documents[0]
             what = only.file if only.line is None else f"the one document of {only.file} (line {only.line})"
-            raise InputError(f"nothing to score: {what} is empty")
+            raise InputError(f"nothing to score: {what} {'gives no token' if only.bytes else 'is empty'}")
         raise InputError(f"nothing to score: all {len(documents)} documents are empty")
     return result

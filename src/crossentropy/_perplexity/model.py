@@ -51,6 +51,7 @@ def load_model(model_dir: str | os.PathLike[str], dtype: str, device: str | None
         raise InputError(f"model directory {os.fspath(model_dir)!r} is not a directory")
     if dtype not in ("auto", "float32", "bfloat16", "float16"):
         raise InputError(f"dtype must be auto, float32, bfloat16 or float16, got {dtype!r}")
+    target = None if device is None else _device(device)
     bar = logging.is_progress_bar_enabled()
     logging.disable_progress_bar()  # transformers' own loading bar: the caller reports progress
     try:
@@ -58,14 +59,56 @@ def load_model(model_dir: str | os.PathLike[str], dtype: str, device: str | None
         model = AutoModelForCausalLM.from_pretrained(
             path, dtype=dtype if dtype == "auto" else getattr(torch, dtype), local_files_only=True
         )
-    except (OSError, ValueError, KeyError) as exc:
-        raise InputError(f"cannot load a causal language model from {os.fspath(model_dir)!r}: {exc}") from None
+    except MemoryError:
+        raise
+    except Exception as exc:  # a directory's files are input: a bad config, truncated weights, a missing tokenizer
+        raise InputError(
+            f"cannot load a causal language model from {os.fspath(model_dir)!r}: {type(exc).__name__}: {exc}"
+        ) from None
     finally:
         if bar:
             logging.enable_progress_bar()
-    if device is not None:
-        model = model.to(device)
+    if len(tokenizer) < 2:
+        raise InputError(
+            f"{os.fspath(model_dir)!r}: the tokenizer loaded has {len(tokenizer)} token: the directory holds no "
+            "tokenizer files (tokenizer.json, or vocab.json and merges.txt, or tokenizer.model)"
+        )
+    if target is not None:
+        try:
+            model = model.to(target)
+        except (RuntimeError, AssertionError, ValueError) as exc:
+            raise InputError(f"cannot move the model to device {device!r}: {exc}") from None
     return model, tokenizer
+
+
+def _device(name: str) -> torch.device:
+    """The torch device ``name``, InputError unless this machine can hold a tensor there (and it holds data)."""
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError, TypeError) as exc:
+        raise InputError(f"device {name!r} is not a torch device: {exc}") from None
+    if device.type == "meta":
+        raise InputError(f"device {name!r} holds no data; give cpu, cuda or another device with memory")
+    try:
+        torch.empty(0, device=device)
+    except (RuntimeError, AssertionError, ValueError) as exc:  # no CUDA build, no such GPU, no driver
+        raise InputError(f"device {name!r} cannot be used on this machine: {exc}") from None
+    return device
+
+
+def _vocabulary(model: Any) -> int:
+    """The rows of the model's input embedding: token ids must lie in ``[0, rows)``."""
+    return int(model.get_input_embeddings().num_embeddings)
+
+
+def _check_ids(ids: np.ndarray[Any, Any], vocabulary: int, what: str) -> None:
+    """InputError naming the first id outside ``[0, vocabulary)`` (the embedding would raise IndexError)."""
+    bad = np.flatnonzero((ids < 0) | (ids >= vocabulary))
+    if bad.size:
+        raise InputError(
+            f"{what} {int(ids.flat[bad[0]])} is outside the model's vocabulary [0, {vocabulary}): "
+            "does the tokenizer belong to this model?"
+        )
 
 
 def _max_length(model: Any, tokenizer: Any) -> int:
@@ -121,8 +164,12 @@ def settings_of(model_dir: str | os.PathLike[str]) -> dict[str, Any]:
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
         config = AutoConfig.from_pretrained(path, local_files_only=True)
-    except (OSError, ValueError, KeyError) as exc:
-        raise InputError(f"cannot load a causal language model from {os.fspath(model_dir)!r}: {exc}") from None
+    except MemoryError:
+        raise
+    except Exception as exc:  # the directory's files are input, as in load_model
+        raise InputError(
+            f"cannot load a causal language model from {os.fspath(model_dir)!r}: {type(exc).__name__}: {exc}"
+        ) from None
     return {"tokenizer": fingerprint(tokenizer), "vocab_size": _vocab_size(config)}
 
 
@@ -172,6 +219,7 @@ def window_sums(stats: Sequence[torch.Tensor], targets: torch.Tensor) -> list[di
 
 def _scorer(model: Any, family: Family) -> Score:
     """Each window's sums: the backbone, then the fused token statistics of the LM head's logits per token."""
+    vocabulary = _vocabulary(model)
 
     def score(windows: Sequence[Window]) -> list[dict[str, Any]]:
         width = max(len(w.inputs) for w in windows)
@@ -181,6 +229,8 @@ def _scorer(model: Any, family: Family) -> Score:
         for row, w in enumerate(windows):
             n = len(w.inputs)
             ids[row, :n], targets[row, :n], mask[row, :n] = w.inputs, w.targets, 1
+        _check_ids(ids, vocabulary, "token id")
+        _check_ids(targets[targets != IGNORE], vocabulary, "token id")
         device = model.device
         attention = None if mask.all() else torch.from_numpy(mask).to(device)
         labels = torch.from_numpy(targets).to(device)
@@ -364,6 +414,7 @@ def perplexity(
         prefix_token = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
     if prefix_token is None:
         raise InputError("prefix_token: the tokenizer has neither a BOS nor an EOS token; pass the token to start with")
+    _check_ids(np.array([prefix_token]), _vocabulary(model), "prefix_token")
     settings = {
         "model": getattr(model.config, "_name_or_path", "") or type(model).__name__,
         "tokenizer": fingerprint(tokenizer),

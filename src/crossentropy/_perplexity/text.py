@@ -30,6 +30,7 @@ from .._validation import InputError
 
 __all__ = [
     "MARGIN",
+    "MAX_DOCUMENT_BYTES",
     "PIECE_BYTES",
     "WHITESPACE",
     "Encode",
@@ -42,6 +43,9 @@ __all__ = [
 
 PIECE_BYTES = 1 << 20
 """Bytes of a plain text file read, decoded and encoded at a time."""
+
+MAX_DOCUMENT_BYTES = 1 << 28
+"""The longest line of a JSONL file (one document) read: 256 MiB."""
 
 MARGIN = 256
 """Characters of context kept on either side of where the encoding of one piece hands over to the next."""
@@ -158,16 +162,20 @@ def json_lines(path: str | os.PathLike[str], what: str) -> Iterator[tuple[int, s
     """``(line, where, value, bytes_read)`` for each non-blank line of a JSON-lines file.
 
     ``where`` is ``"FILE, line N"``; a line that is not JSON is an
-    :class:`InputError` saying that it is not ``what``.
+    :class:`InputError` saying that it is not ``what``. A line longer than
+    :data:`MAX_DOCUMENT_BYTES` is an error, found after reading that many
+    bytes of it, not the whole line.
     """
     with open(path, "rb") as handle:
-        for number, raw in enumerate(handle, start=1):
+        for number, raw in enumerate(iter(lambda: handle.readline(MAX_DOCUMENT_BYTES + 1), b""), start=1):
+            where = f"{os.fspath(path)}, line {number}"
+            if len(raw) > MAX_DOCUMENT_BYTES:
+                raise InputError(f"{where}: longer than {MAX_DOCUMENT_BYTES >> 20} MiB; {what} is one line")
             if not raw.strip():
                 continue
-            where = f"{os.fspath(path)}, line {number}"
             try:
                 value = json.loads(raw)
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            except (ValueError, RecursionError) as exc:  # not JSON, not UTF-8, nested too deeply, a 5000-digit number
                 raise InputError(f"{where}: not {what}: {exc}") from None
             yield number, where, value, len(raw)
 

@@ -18,13 +18,15 @@ command's engine; :mod:`~crossentropy.cli.arguments` and
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from .. import InputError
 from . import compare, explore, info, perplexity, score, train, tutorial
 from .arguments import Parser
-from .output import discard_stdout, stdout_is_devnull
+from .output import discard_stdout, error_line, stdout_is_devnull
 
 __all__ = ["build_parser", "main"]
 
@@ -60,8 +62,41 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     A closed pipe on standard output (``crossentropy ... | head -1``) ends
     the command quietly with status 0, as ``cat`` does; a closed or full
-    standard output is one line on stderr and status 2.
+    standard output is one line on stderr and status 2. A closed standard
+    error changes nothing but that the diagnostics are lost: the output and
+    the status are those of a run with standard error open.
     """
+    with _stderr_open():
+        return _main(argv)
+
+
+@contextlib.contextmanager
+def _stderr_open() -> Iterator[None]:
+    """Standard error pointed at the null device while the command runs, when it is closed (``2>&-``).
+
+    When file descriptor 2 itself is closed, the null device is opened on it,
+    so that a file the command opens cannot take descriptor 2 and receive
+    what a library writes to standard error.
+    """
+    if sys.stderr is not None:
+        yield
+        return
+    try:
+        os.fstat(2)
+    except OSError:
+        null = os.open(os.devnull, os.O_WRONLY)
+        if null != 2:
+            os.dup2(null, 2)
+            os.close(null)
+    with open(os.devnull, "w", encoding="utf-8") as sink:
+        sys.stderr = sink
+        try:
+            yield
+        finally:
+            sys.stderr = None
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv:  # no command: the help with the list of commands, as a usage error
@@ -72,15 +107,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:
         return int(exc.code or 0)
     if sys.stdout is None:
-        if sys.stderr is not None:
-            print("crossentropy: error: standard output is closed", file=sys.stderr)
+        print("crossentropy: error: standard output is closed", file=sys.stderr)
         return 2
     try:
         code = int(args.run(args))
         sys.stdout.flush()
         return code
     except InputError as exc:
-        print(f"crossentropy: error: {exc}", file=sys.stderr)
+        print(f"crossentropy: error: {error_line(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("crossentropy: interrupted", file=sys.stderr)
@@ -99,5 +133,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         if exc.filename is None:  # writing standard output failed (a full disk, /dev/full)
             discard_stdout()
         what = "cannot write the output" if exc.filename is None else f"{exc.filename}"
-        print(f"crossentropy: error: {what}: {exc.strerror or exc}", file=sys.stderr)
+        print(f"crossentropy: error: {error_line(f'{what}: {exc.strerror or exc}')}", file=sys.stderr)
         return 2

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Callable
 from typing import NoReturn, TypeAlias
 
-from .output import DEFAULT_PRECISION
+from .output import DEFAULT_PRECISION, error_line
 
 __all__ = [
     "Commands",
@@ -16,6 +17,9 @@ __all__ = [
     "add_progress",
     "at_least_one",
     "base",
+    "int_in",
+    "number",
+    "port",
     "positive_int",
     "precision",
 ]
@@ -28,7 +32,7 @@ class Parser(argparse.ArgumentParser):
     """An argument parser whose usage errors are one line pointing to ``--help`` (exit status 2)."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+        self.exit(2, f"{self.prog}: error: {error_line(message)} (see --help)\n")
 
 
 def base(text: str) -> float:
@@ -42,24 +46,42 @@ def base(text: str) -> float:
     return value
 
 
-def _integer(text: str, low: int) -> int:
+def int_in(low: int, high: int | None = None) -> Callable[[str], int]:
+    """The argument type of an integer in ``[low, high]`` (no upper bound when ``high`` is None)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < low or (high is not None and value > high):
+            bounds = f">= {low}" if high is None else f"in [{low}, {high}]"
+            raise argparse.ArgumentTypeError(f"{text!r} must be {bounds}")
+        return value
+
+    parse.__name__ = "integer"  # argparse names the type in its messages
+    return parse
+
+
+positive_int = int_in(0)
+"""An integer >= 0."""
+
+at_least_one = int_in(1)
+"""An integer >= 1."""
+
+port = int_in(0, 65535)
+"""A TCP port, 0 (a free one) to 65535."""
+
+
+def number(text: str) -> float:
+    """A real number, infinities included; NaN, which no comparison holds for, is refused."""
     try:
-        value = int(text)
+        value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < low:
-        raise argparse.ArgumentTypeError(f"{text!r} must be >= {low}")
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if math.isnan(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number (NaN compares with nothing)")
     return value
-
-
-def positive_int(text: str) -> int:
-    """An integer >= 0."""
-    return _integer(text, 0)
-
-
-def at_least_one(text: str) -> int:
-    """An integer >= 1."""
-    return _integer(text, 1)
 
 
 def precision(text: str) -> int:

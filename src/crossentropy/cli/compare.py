@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -12,7 +11,7 @@ import numpy as np
 from .. import InputError
 from .._comparison import check_pair, comparison, continuous_comparison, why_infinite
 from .._formatting import unit_name
-from ..io import read_npy
+from ..io import read_bounded, read_npy
 from .arguments import Commands, add_format, add_precision, base
 from .output import plot_module, print_note, print_tables, save_figure, write_figure
 
@@ -62,14 +61,11 @@ def read_distribution(text: str, name: str, names: list[str] | None = None) -> n
     if os.path.exists(text):
         if text.endswith(".npy"):
             return read_npy(text, name=name, max_values=MAX_DISTRIBUTION_EVENTS)
+        data = read_bounded(text, 32 * MAX_DISTRIBUTION_EVENTS, name=name)
         try:
-            size = os.path.getsize(text)
-            if size > 32 * MAX_DISTRIBUTION_EVENTS:
-                raise InputError(f"{name}: {text} has {size:,} bytes; a distribution file may have at most "
-                                 f"{32 * MAX_DISTRIBUTION_EVENTS:,}")  # fmt: skip
-            text = Path(text).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise InputError(f"{name}: cannot read {text}: {exc}") from None
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InputError(f"{name}: {text} is not UTF-8 text (byte {exc.start})") from None
     items = [t for t in text.replace(",", " ").split() if t]
     if not items:
         raise InputError(f"{name} is empty; give numbers like 0.1,0.4,0.5 or a file")

@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 from .. import InputError
-from .arguments import Commands, positive_int
+from .arguments import Commands, port
 
 __all__ = ["register", "run"]
 
@@ -21,7 +21,7 @@ def register(commands: Commands) -> None:
         epilog="example:\n  crossentropy explore --port 8765 --no-browser",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    explore.add_argument("--port", type=positive_int, default=0, help="port on 127.0.0.1 (default: a free one)")
+    explore.add_argument("--port", type=port, default=0, help="port on 127.0.0.1, 0 to 65535 (default 0: a free one)")
     explore.add_argument("--no-browser", action="store_true", help="print the address without opening a browser")
     explore.set_defaults(run=run)
 

@@ -4,6 +4,15 @@ Output goes to stdout, diagnostics to stderr. Tables take the terminal's
 width; floats show a chosen number of significant digits, while JSON keeps
 every digit (NaN as ``null``, infinities as ``"inf"``, see
 :func:`crossentropy._formatting.jsonable`).
+
+Every string that may come from the user (a file name, a column, a JSONL
+document's id, an argument) reaches the terminal through :func:`printable`:
+control characters (an escape sequence that sets the window title, a
+carriage return that overwrites a line) and invisible format characters
+(bidirectional overrides) are written as escapes, the way ``repr`` writes
+them, and table cells are plain text, never rich markup, so ``[bold]x`` shows
+as written. Tables, the error line (:func:`error_line`), warnings and the
+progress bar all use it.
 """
 
 from __future__ import annotations
@@ -15,7 +24,9 @@ import io
 import json
 import math
 import os
+import re
 import sys
+import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -30,10 +41,12 @@ __all__ = [
     "Fixed",
     "Table",
     "discard_stdout",
+    "error_line",
     "number",
     "plot_module",
     "print_note",
     "print_tables",
+    "printable",
     "progress_bar",
     "save_figure",
     "stdout_is_devnull",
@@ -46,6 +59,56 @@ DEFAULT_PRECISION = 6
 
 Table = tuple[str, list[str], list[list[Any]]]
 """A titled table: ``(title, headers, rows)``."""
+
+
+_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Zl", "Zp"})
+"""Unicode categories written as escapes: controls, format characters (bidi overrides), surrogates, private use
+and line or paragraph separators."""
+_SHORT_ESCAPES = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
+
+
+def _escape(char: str) -> str:
+    if char in _SHORT_ESCAPES:
+        return _SHORT_ESCAPES[char]
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def printable(text: str) -> str:
+    r"""``text`` safe to write to a terminal: control and invisible format characters as ``repr``-style escapes.
+
+    Examples
+    --------
+    >>> print(printable("id\x1b]0;PWN\x07 [bold]x\u202e"))
+    id\x1b]0;PWN\x07 [bold]x\u202e
+    >>> printable("한국어 names stay") == "한국어 names stay"
+    True
+    """
+    if text.isprintable():
+        return text
+    return "".join(_escape(c) if unicodedata.category(c) in _UNSAFE_CATEGORIES else c for c in text)
+
+
+def error_line(message: str) -> str:
+    """A message as one printable line: its line breaks (and the blanks around them) become one space."""
+    return printable(re.sub(r"\s*[\r\n]+\s*", " ", message).strip())
+
+
+def _json_text(text: str) -> str:
+    """JSON text with the characters :func:`printable` escapes written as ``\\uXXXX`` (the same JSON value)."""
+    if text.isprintable():
+        return text
+
+    def escape(c: str) -> str:
+        if unicodedata.category(c) not in _UNSAFE_CATEGORIES or c == "\n":
+            return c
+        code = ord(c)
+        if code < 0x10000:
+            return f"\\u{code:04x}"
+        code -= 0x10000
+        return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
+
+    return "".join(escape(c) for c in text)
 
 
 @dataclass(frozen=True)
@@ -80,7 +143,7 @@ def number(value: Any, precision: int = DEFAULT_PRECISION) -> str:
     if isinstance(value, (float, np.floating)):
         v = float(value)
         return "nan" if math.isnan(v) else f"{v:.{precision}g}"
-    return str(value)
+    return printable(str(value))
 
 
 def print_tables(tables: list[Table], fmt: str, payload: Any, precision: int = DEFAULT_PRECISION) -> None:
@@ -88,29 +151,30 @@ def print_tables(tables: list[Table], fmt: str, payload: Any, precision: int = D
 
     Tables take the terminal's width (80 columns when stdout is not a
     terminal and ``COLUMNS`` is unset); floats show ``precision``
-    significant digits, while JSON keeps every digit.
+    significant digits, while JSON keeps every digit. Strings in the
+    titles and cells are shown as written (:func:`printable`; never markup).
     """
     if fmt == "json":
-        json.dump(jsonable(payload), sys.stdout, indent=2, ensure_ascii=False)
-        sys.stdout.write("\n")
+        sys.stdout.write(_json_text(json.dumps(jsonable(payload), indent=2, ensure_ascii=False)) + "\n")
         return
     if fmt == "csv":
         writer = csv.writer(sys.stdout, lineterminator="\n")
         for title, headers, rows in tables:
             writer.writerow(["section", *headers])
             for row in rows:
-                writer.writerow([title, *(number(v, precision) for v in row)])
+                writer.writerow([printable(title), *(number(v, precision) for v in row)])
         return
     from rich.console import Console
     from rich.table import Table as RichTable
+    from rich.text import Text
 
     console = Console(file=sys.stdout, soft_wrap=False)
     for title, headers, rows in tables:
-        table = RichTable(title=title or None, title_justify="left")
+        table = RichTable(title=Text(printable(title)) if title else None, title_justify="left")
         for i, h in enumerate(headers):
-            table.add_column(h, justify="left" if i == 0 else "right", overflow="fold")
+            table.add_column(Text(h), justify="left" if i == 0 else "right", overflow="fold")
         for row in rows:
-            table.add_row(*(number(v, precision) for v in row))
+            table.add_row(*(Text(number(v, precision)) for v in row))
         console.print(table)
 
 
@@ -152,7 +216,7 @@ def progress_bar(show: bool | None, label: str, file: str, unit: str, amount: st
     )
 
     bar = Progress(
-        TextColumn(f"{label} {{task.fields[file]}}"),
+        TextColumn(f"{label} {{task.fields[file]}}", markup=False),
         BarColumn(),
         DownloadColumn() if amount == "bytes" else TaskProgressColumn(),
         TextColumn(f"{{task.fields[count]:,}} {unit}"),
@@ -162,7 +226,7 @@ def progress_bar(show: bool | None, label: str, file: str, unit: str, amount: st
         transient=True,
         console=_stderr_console(),
     )
-    task = bar.add_task(label, total=None, file=file, count=0)
+    task = bar.add_task(label, total=None, file=printable(file), count=0)
     with bar:
         yield functools.partial(bar.update, task)
 
@@ -196,7 +260,7 @@ def write_report(path: str, page: str) -> None:
             handle.write(page)
     except OSError as exc:
         raise InputError(f"cannot write the report {path}: {exc.strerror or exc}") from None
-    print(f"wrote {path}", file=sys.stderr)
+    print(f"wrote {printable(path)}", file=sys.stderr)
 
 
 def write_figure(fig: Any, path: str) -> None:
@@ -207,7 +271,7 @@ def write_figure(fig: Any, path: str) -> None:
         save(fig, path, dpi=100)
     except (OSError, ValueError) as exc:
         raise InputError(f"cannot write the figure {path}: {exc}") from None
-    print(f"wrote {path}", file=sys.stderr)
+    print(f"wrote {printable(path)}", file=sys.stderr)
 
 
 def stdout_is_devnull() -> bool:

@@ -10,9 +10,9 @@ from typing import Any
 
 from .. import InputError
 from ..conventions import NAMES
-from ..scoring import ScoreOptions, describe_rejection, score_file
-from .arguments import Commands, add_format, add_progress, base, positive_int
-from .output import Fixed, Table, print_note, print_tables, progress_bar, write_report
+from ..scoring import TOP_CLASSES, ScoreOptions, describe_rejection, score_file, top_classes
+from .arguments import Commands, add_format, add_progress, base, number, positive_int
+from .output import Fixed, Table, error_line, print_note, print_tables, progress_bar, write_report
 
 __all__ = ["DECIMALS", "WORST_ROWS_IN_REPORT", "options", "register", "run"]
 
@@ -48,6 +48,14 @@ def register(commands: Commands) -> None:
     score.add_argument("--base", type=base, default=None, help="logarithm base (2 for bits; default nats)")
     score.add_argument(
         "--per-class", action="store_true", help="print each class's loss, precision, recall and predicted rows"
+    )
+    score.add_argument(
+        "--top-classes",
+        type=positive_int,
+        default=TOP_CLASSES,
+        metavar="K",
+        help=f"in the per-class table and the report, the K classes with the largest share of the total loss, the "
+        f"others summed in one row (default {TOP_CLASSES}; 0: every class); JSON lists every class",
     )
     score.add_argument("--calibration", action="store_true", help="print the reliability bins")
     score.add_argument("--bins", type=positive_int, default=10, help="calibration bins (default 10)")
@@ -124,7 +132,9 @@ def register(commands: Commands) -> None:
         metavar="N",
         help="with --engine dask and no --scheduler: worker processes of the LocalCluster (default: one per core)",
     )
-    score.add_argument("--fail-above", type=float, metavar="X", help="exit 1 when the mean loss is above X")
+    score.add_argument(
+        "--fail-above", type=number, metavar="X", help="exit 1 when the mean loss is above X (a number, not NaN)"
+    )
     add_progress(score)
     add_format(score)
     score.set_defaults(run=run)
@@ -182,13 +192,10 @@ def run(args: argparse.Namespace) -> int:
         reasons = ", ".join(f"{n:,} {why}" for why, n in list(result["rejected_reasons"].items())[:3])
         first = "; ".join(describe_rejection(e, hint=False) for e in result["rejected"][:2])
         hint = "; see --atol or --renormalize" if "probabilities do not sum to 1" in result["rejected_reasons"] else ""
-        print(
-            f"crossentropy: warning: skipped {rejected:,} of {read:,} rows ({rejected / read:.1%}): {reasons}; "
-            f"first: {first}{hint}",
-            file=sys.stderr,
-        )
+        warning = f"skipped {rejected:,} of {read:,} rows ({rejected / read:.1%}): {reasons}; first: {first}{hint}"
+        print(f"crossentropy: warning: {error_line(warning)}", file=sys.stderr)
     if args.report:
-        _write_report(args.report, result)
+        _write_report(args.report, result, args.top_classes)
     _print_score(result, args)
     if args.fail_above is not None and not result["mean_loss"] <= args.fail_above:
         print(
@@ -199,11 +206,11 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write_report(path: str, result: dict[str, Any]) -> None:
+def _write_report(path: str, result: dict[str, Any], top: int) -> None:
     from .._report import render
 
     summary = {k: result[k] for k in ("file", "rows_read", "rows_scored", "rows_rejected")}
-    write_report(path, render(summary, result))
+    write_report(path, render(summary, result, top_classes=top))
 
 
 def _score_with_dask(args: argparse.Namespace, chosen: ScoreOptions, progress: Any) -> dict[str, Any]:
@@ -272,9 +279,11 @@ def _print_score(result: dict[str, Any], args: argparse.Namespace) -> None:
             )
         )
     if args.per_class:
+        view = top_classes(result["per_class"], args.top_classes)
+        shown = view["shown"] + ([view["rest"]] if view["rest"] else [])
         tables.append(
             (
-                "per class",
+                "per class" if view["rest"] is None else f"per class: {view['rule']} (see --top-classes)",
                 ["class", "rows", f"mean loss ({unit})", "precision", "recall", "predicted"],
                 [
                     [
@@ -285,7 +294,7 @@ def _print_score(result: dict[str, Any], args: argparse.Namespace) -> None:
                         Fixed(c["recall"], DECIMALS),
                         c["predicted"],
                     ]
-                    for c in result["per_class"]
+                    for c in shown
                 ],
             )
         )

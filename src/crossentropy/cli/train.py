@@ -7,7 +7,9 @@ import math
 import sys
 from typing import Any
 
-from .arguments import Commands, add_format, add_precision, positive_int
+from .. import InputError
+from ..learn import MAX_SEED
+from .arguments import Commands, add_format, add_precision, at_least_one, int_in, number, positive_int
 from .output import plot_module, print_note, print_tables, write_figure
 
 __all__ = ["HEADERS", "LEGEND", "register", "run"]
@@ -46,18 +48,22 @@ def register(commands: Commands) -> None:
         help="logistic (binary data only), softmax regression, or a one-hidden-layer MLP",
     )
     trainer.add_argument("--epochs", type=positive_int, default=60, help="epochs (default 60)")
-    trainer.add_argument("--lr", type=float, default=0.5, help="learning rate (default 0.5)")
-    trainer.add_argument("--batch-size", type=int, default=None, help="mini-batch size (default: full batch)")
-    trainer.add_argument("--hidden", type=int, default=32, help="hidden units of the MLP (default 32)")
+    trainer.add_argument("--lr", type=number, default=0.5, help="learning rate (default 0.5)")
+    trainer.add_argument("--batch-size", type=at_least_one, default=None, help="mini-batch size (default: full batch)")
+    trainer.add_argument("--hidden", type=at_least_one, default=32, help="hidden units of the MLP (default 32)")
     trainer.add_argument(
         "--init",
         choices=["random", "saturated"],
         default="random",
         help="saturated: start from confidently wrong weights",
     )
-    trainer.add_argument("--target", type=float, default=0.9, help="test accuracy to reach (default 0.9)")
-    trainer.add_argument("--seed", type=int, default=0, help="seed of the split and the weights (default 0)")
-    trainer.add_argument("--every", type=int, default=None, help="print every N-th epoch (default: about 20 rows)")
+    trainer.add_argument("--target", type=number, default=0.9, help="test accuracy to reach (default 0.9)")
+    trainer.add_argument(
+        "--seed", type=int_in(0, MAX_SEED), default=0, help="seed of the split and the weights (default 0)"
+    )
+    trainer.add_argument(
+        "--every", type=at_least_one, default=None, help="print every N-th epoch (default: about 20 rows)"
+    )
     trainer.add_argument(
         "--plot", metavar="FILE", help="test accuracy, test cross-entropy and gradient size per epoch into FILE"
     )
@@ -70,6 +76,8 @@ def run(args: argparse.Namespace) -> int:
     """Train with cross-entropy and with squared error; print the curves side by side."""
     from ..learn import load_dataset, train
 
+    if not 0 <= args.target <= 1:
+        raise InputError(f"--target is a test accuracy in [0, 1], got {args.target:g}")
     X_train, X_test, y_train, y_test = load_dataset(args.dataset, seed=args.seed)
     histories = {
         loss: train(

@@ -7,7 +7,7 @@ import sys
 
 from .. import InputError
 from .arguments import Commands, add_format, precision
-from .output import print_tables
+from .output import print_tables, printable
 
 __all__ = ["register", "run"]
 
@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
 
         try:
             for path in write_plots(args.plots, lang=args.lang):
-                print(f"wrote {path}", file=sys.stderr)
+                print(f"wrote {printable(str(path))}", file=sys.stderr)
         except OSError as exc:
             raise InputError(f"cannot write the plots to {args.plots}: {exc}") from None
     reproduced, sentence = verdict(all_sections, args.lang)

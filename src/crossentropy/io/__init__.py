@@ -52,7 +52,7 @@ from .batches import Batch, Numeric
 from .columns import describe_columns, select_columns
 from .datasets import open_table
 from .npy import read_npy, read_npy_header
-from .pieces import Piece, Table
+from .pieces import Piece, Table, read_bounded
 from .writers import atomic_write, save_figure
 
 __all__ = [
@@ -63,6 +63,7 @@ __all__ = [
     "atomic_write",
     "describe_columns",
     "open_table",
+    "read_bounded",
     "read_npy",
     "read_npy_header",
     "save_figure",

@@ -40,14 +40,20 @@ _LINE = re.compile(rb"([^\r\n]*)(\r\n|\r|\n|$)")
 
 
 def _read_header(stream: IO[bytes], source: str, delimiter: str) -> tuple[list[str], int, int, bytes]:
-    """Column names from the first non-empty line: ``(names, its line number, bytes used, bytes read beyond)``."""
-    buffer = b""
+    """Column names from the first non-empty line: ``(names, its line number, bytes used, bytes read beyond)``.
+
+    Linear in the header's length: each read is appended in place and only
+    the new bytes are searched for the line end.
+    """
+    buffer = bytearray()
     start = 0
+    scanned = 0  # no line end starts in buffer[start:scanned] (but a CR there may be the first half of CRLF)
     line = 0
     while True:
-        cut = _first_line_end(buffer, start)
+        cut = _first_line_end(buffer, max(start, scanned - 1))
         if cut is None:
-            more = stream.read(1 << 16)
+            scanned = len(buffer)
+            more = stream.read(1 << 20)
             if more:
                 if len(buffer) - start > MAX_LINE_BYTES:
                     raise InputError(
@@ -59,25 +65,35 @@ def _read_header(stream: IO[bytes], source: str, delimiter: str) -> tuple[list[s
                 raise InputError(f"{source}: the file is empty")
             cut = len(buffer)
         line += 1
-        raw = buffer[start:cut].rstrip(b"\r\n")
+        raw = bytes(buffer[start:cut].rstrip(b"\r\n"))
         if raw:
             break
-        start = cut
+        start = scanned = cut
     try:
         text = raw.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as exc:
         raise InputError(
             f"{source}: line {line}: the header is not UTF-8 text (byte {raw[exc.start]:#04x} at position {exc.start})"
         ) from None
-    names = next(csv.reader([text], delimiter=delimiter, quotechar='"'))
+    try:
+        names = next(csv.reader([text], delimiter=delimiter, quotechar='"'))
+    except csv.Error as exc:
+        raise InputError(f"{source}: line {line}: cannot read the header: {_csv_problem(exc)}") from None
     counts = Counter(names)
     duplicates = sorted(n for n, c in counts.items() if c > 1)
     if duplicates:
         raise InputError(f"{source}: duplicate column names {', '.join(map(repr, duplicates[:10]))}")
-    return names, line, cut, buffer[cut:]
+    return names, line, cut, bytes(buffer[cut:])
 
 
-def _first_line_end(buffer: bytes, start: int = 0) -> int | None:
+def _csv_problem(exc: csv.Error) -> str:
+    """What :mod:`csv` could not read, in words (its field limit is the usual cause)."""
+    if "field limit" in str(exc):
+        return f"a field is longer than {csv.field_size_limit():,} characters"
+    return str(exc)
+
+
+def _first_line_end(buffer: bytes | bytearray, start: int = 0) -> int | None:
     """Index just past the first line end at or after ``start`` (None when there is none yet)."""
     n = buffer.find(b"\n", start)
     r = buffer.find(b"\r", start, n if n >= 0 else len(buffer))
@@ -253,8 +269,13 @@ def _skip(stream: IO[bytes], count: int, source: str) -> None:
 
 
 def _to_line_start(stream: IO[bytes], position: int, piece: Piece) -> tuple[Any, int]:
-    """From byte ``position`` (just before the piece), the bytes from the first line start on, and its offset."""
-    buffer = b""
+    """From byte ``position`` (just before the piece), the bytes from the first line start on, and its offset.
+
+    The bytes before the first line end are dropped as they are read, so
+    memory and time stay linear however long that line is.
+    """
+    buffer = bytearray()
+    dropped = 0
     while True:
         data = stream.read(1 << 16)
         buffer += data
@@ -264,11 +285,13 @@ def _to_line_start(stream: IO[bytes], position: int, piece: Piece) -> tuple[Any,
         if cut is None and not data:
             return None, 0
         if cut is not None:
-            begin = position + cut
+            begin = position + dropped + cut
             if piece.stop >= 0 and begin >= piece.stop:
                 return None, 0
-            return buffer[cut:], begin
-        if len(buffer) > MAX_LINE_BYTES:
+            return bytes(buffer[cut:]), begin
+        dropped += len(buffer)
+        buffer.clear()
+        if dropped > MAX_LINE_BYTES:
             raise InputError(f"{piece.source}: a line near byte {position} is longer than {MAX_LINE_BYTES >> 20} MiB")
 
 
@@ -294,25 +317,30 @@ def _csv_blocks(piece: Piece, stream: IO[bytes], pending: bytes, offset: int, co
     eof = False
     has_end = _last_line_end(pending) is not None
     while True:
-        block = pending
+        # A block is the bytes from `offset` to CSV_BLOCK_BYTES past it (more while they hold no line end), cut at
+        # its last line end: a function of the data alone, so a file, standard input and a FIFO are cut into the
+        # same blocks and batches, and every sum is taken in one order (the same last digits).
+        growing = bytearray(pending)
         while not eof:
             limit = end - offset if end is not None else None
-            if limit is not None and len(block) >= limit:
-                if limit <= 0 or _first_line_end(block, limit - 1) is not None:
+            if limit is not None and len(growing) >= limit:
+                if limit <= 0 or _first_line_end(growing, limit - 1) is not None:
                     break
-            elif len(block) >= CSV_BLOCK_BYTES and has_end:
+            elif len(growing) >= CSV_BLOCK_BYTES and has_end:
                 break
-            if len(block) > MAX_LINE_BYTES and not has_end:
+            if len(growing) > MAX_LINE_BYTES and not has_end:
                 where = f"line {line}" if line is not None else f"the line at byte {offset}"
                 raise InputError(f"{piece.source}: {where} is longer than {MAX_LINE_BYTES >> 20} MiB")
             try:
-                data = stream.read(CSV_BLOCK_BYTES)
+                data = stream.read(CSV_BLOCK_BYTES - len(growing) % CSV_BLOCK_BYTES)
             except OSError as exc:
                 raise InputError(f"{piece.source}: cannot read: {exc.strerror or exc}") from None
             if not data:
                 eof = True
             has_end = has_end or b"\n" in data or b"\r" in data
-            block += data
+            growing += data
+        block = bytes(growing)
+        del growing
         limit = end - offset if end is not None else None
         if limit is not None and len(block) >= limit:
             cut = (_first_line_end(block, limit - 1) or len(block)) if limit > 0 else 0
@@ -376,11 +404,15 @@ def _parse_lines(piece: Piece, chunk: bytes, offset: int, line: int | None, row:
         if not m.group(1):
             continue
         text = m.group(1).decode("utf-8", "surrogateescape")
-        values = next(csv.reader([text], delimiter=piece.delimiter, quotechar='"'))
-        if len(values) != width:
-            details[len(lines)] = f"{len(values)} fields, expected {width}"
+        try:
+            values = next(csv.reader([text], delimiter=piece.delimiter, quotechar='"'))
+        except csv.Error as exc:  # a field beyond the csv module's limit: a row that cannot be read
+            values, details[len(lines)] = [], _csv_problem(exc)
         else:
-            fields.append(values)
+            if len(values) != width:
+                details[len(lines)] = f"{len(values)} fields, expected {width}"
+            else:
+                fields.append(values)
         lines.append(i)
         offsets.append(m.start())
         parsed.append(len(values) == width)

@@ -20,7 +20,7 @@ from typing import IO, Any, ClassVar
 from .._validation import InputError
 from .batches import Batch
 
-__all__ = ["Format", "Piece", "Table", "file_size", "open_binary"]
+__all__ = ["Format", "Piece", "Table", "file_size", "open_binary", "read_bounded"]
 
 
 class Format(ABC):
@@ -187,3 +187,25 @@ def file_size(path: str) -> int:
         fs, root = fsspec.core.url_to_fs(path)
         return int(fs.size(root))
     return os.path.getsize(path)
+
+
+def read_bounded(path: str, limit: int, *, name: str) -> bytes:
+    """The bytes of ``path``, read until its end, or InputError as soon as more than ``limit`` have been read.
+
+    Bounded by the bytes actually read, never by the size the file claims
+    (a device such as ``/dev/zero``, a FIFO or a ``/proc`` file says 0).
+    ``name`` says what the file is, for messages (``"P"``).
+    """
+    chunks: list[bytes] = []
+    total = 0
+    try:
+        with open_binary(path) as handle:
+            while total <= limit:
+                chunk = handle.read(min(1 << 20, limit + 1 - total))
+                if not chunk:
+                    return b"".join(chunks)
+                chunks.append(chunk)
+                total += len(chunk)
+    except OSError as exc:
+        raise InputError(f"{name}: cannot read {path}: {exc.strerror or exc}") from None
+    raise InputError(f"{name}: {path} holds more than {limit:,} bytes; at most {limit:,} are read")

@@ -39,12 +39,13 @@ from .engine import extract, fit_held_out, score_batches, score_file
 from .options import LABEL_DEFAULTS, Columns, Layout, ScoreOptions, infer_layout, resolve_columns
 from .scorer import STATISTICS, Scorer
 from .statistics import Rows, Statistic
-from .summary import summarize
+from .summary import TOP_CLASSES, summarize, top_classes
 from .temperature import HeldOut, Temperature
 
 __all__ = [
     "LABEL_DEFAULTS",
     "STATISTICS",
+    "TOP_CLASSES",
     "BadRowError",
     "Bootstrap",
     "Columns",
@@ -64,4 +65,5 @@ __all__ = [
     "score_batches",
     "score_file",
     "summarize",
+    "top_classes",
 ]

@@ -61,8 +61,8 @@ class Bootstrap(Statistic):
 
     def __init__(self, options: ScoreOptions, layout: Layout) -> None:
         super().__init__(options, layout)
-        self.loss = Sum((options.bootstrap,))
-        self.denominator = Sum((options.bootstrap,))
+        self.loss = Sum((options.bootstrap,), what="the weighted losses of a bootstrap replicate")
+        self.denominator = Sum((options.bootstrap,), what="the sample weights of a bootstrap replicate")
 
     def update(self, rows: Rows) -> None:
         replicates = self.options.bootstrap
@@ -76,8 +76,8 @@ class Bootstrap(Statistic):
             part = positions[i : i + step]
             lo, hi = int(part[0]), int(part[-1]) + 1
             k = poisson_weights(self.options.seed, lo, hi - lo, replicates)[part - lo].astype(np.float64)
-            self.loss.add(rows.weighted[i : i + step] @ k)
-            self.denominator.add(rows.terms[i : i + step] @ k)
+            self.loss.add(_weighted_sums(rows.weighted[i : i + step], k, self.loss))
+            self.denominator.add(_weighted_sums(rows.terms[i : i + step], k, self.denominator))
 
     def merge(self, other: Self) -> None:
         self.loss.merge(other.loss)
@@ -89,13 +89,57 @@ class Bootstrap(Statistic):
             return {}
         with np.errstate(invalid="ignore", divide="ignore"):
             means = self.loss.value / self.denominator.value
-        finite = means[~np.isnan(means)]
-        lo, hi = np.percentile(finite, [2.5, 97.5]) if finite.size else (math.nan, math.nan)
+        drawn = np.sort(means[~np.isnan(means)])  # a replicate that drew no row has no mean
+        if not drawn.size:
+            lo = hi = spread = math.nan
+        else:
+            lo, hi = _quantile(drawn, 0.025), _quantile(drawn, 0.975)
+            spread = float(np.std(drawn)) if np.isfinite(drawn).all() else math.inf
         return {
             "bootstrap": {
                 "replicates": o.bootstrap,
                 "seed": o.seed,
-                "ci95": [float(lo), float(hi)],
-                "std": float(np.std(finite)) if finite.size else math.nan,
+                "ci95": [lo, hi],
+                "std": spread,
             }
         }
+
+
+def _weighted_sums(values: Array, k: Array, into: Sum) -> Array:
+    """``values @ k`` (one sum per replicate) where a row drawn 0 times adds nothing, even an infinite loss.
+
+    A replicate that draws a row of infinite loss has an infinite sum (NaN if
+    it draws both signs); ``inf * 0`` would make every replicate NaN instead.
+    Finite values whose sum overflows raise ``into``'s overflow error.
+    """
+    finite = np.isfinite(values)
+    with np.errstate(over="ignore"):
+        sums = np.asarray(values[finite] @ k[finite]) if not finite.all() else np.asarray(values @ k)
+    if not np.isfinite(sums).all():
+        raise into.overflow()
+    if finite.all():
+        return sums
+    drawn = k[~finite] > 0
+    other = values[~finite][:, None]
+    up, down, nan = ((drawn & test).any(axis=0) for test in (other > 0, other < 0, np.isnan(other)))
+    return np.where(nan | (up & down), math.nan, np.where(up, math.inf, np.where(down, -math.inf, sums)))
+
+
+def _quantile(ordered: Array, q: float) -> float:
+    """The ``q`` quantile of sorted values, interpolated linearly as NumPy's default, infinities included.
+
+    Between two equal values it is that value; next to an infinite one (which
+    any share of the interpolation makes infinite) it is that infinity, where
+    NumPy's interpolation would give NaN.
+    """
+    position = q * (ordered.size - 1)
+    below = math.floor(position)
+    above = min(below + 1, ordered.size - 1)
+    a, b, t = float(ordered[below]), float(ordered[above]), position - below
+    if t == 0 or a == b:
+        return a
+    if math.isinf(a):
+        return a
+    if math.isinf(b):
+        return b
+    return a + (b - a) * t if t < 0.5 else b - (b - a) * (1 - t)

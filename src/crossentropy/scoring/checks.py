@@ -22,6 +22,7 @@ from .._validation import InputError, check_base, sum_tolerance
 from .options import Columns, Layout, ScoreOptions
 
 __all__ = [
+    "MAX_BINS",
     "ROW_REASONS",
     "BadRowError",
     "Cells",
@@ -30,6 +31,7 @@ __all__ = [
     "Tally",
     "check_options",
     "describe_rejection",
+    "renormalized",
 ]
 
 Array = np.ndarray[Any, Any]
@@ -40,6 +42,8 @@ Describe = Callable[[int], tuple[str | None, str]]
 Problem = tuple[Array, str, Describe]
 """Rows (a mask or indices), the reason they cannot be scored, and how to describe one."""
 
+MAX_BINS = 10_000
+"""The most calibration bins (each is a row of the table and the report, and memory on every worker)."""
 MIN_DECIMALS = 3
 MAX_DECIMALS = 15
 MAX_ROUNDING_ALLOWANCE = 0.01
@@ -183,14 +187,16 @@ class RowChecks:
                 flag(np.isnan(p2).any(axis=1), "prediction is NaN", first_column(np.isnan))
                 flag(((p2 < 0) | ~np.isfinite(p2)).any(axis=1), "probability is negative or infinite",
                      first_column(lambda r: (r < 0) | ~np.isfinite(r)))  # fmt: skip
-            flag(~(p2.sum(axis=1) > 0), "probabilities sum to 0", span)
+            with np.errstate(over="ignore", invalid="ignore"):  # a row already flagged may sum to inf or NaN
+                flag(~(p2.sum(axis=1) > 0), "probabilities sum to 0", span)
         else:
             if not ((p2 >= 0) & (p2 <= 1)).all():
                 flag(np.isnan(p2).any(axis=1), "prediction is NaN", first_column(np.isnan))
                 flag(((p2 < 0) | (p2 > 1)).any(axis=1), "probability is outside [0, 1]",
                      first_column(lambda r: (r < 0) | (r > 1)))  # fmt: skip
             if not layout.binary and self.convention.sum_check == "error":
-                sums = p2.sum(axis=1)
+                with np.errstate(over="ignore", invalid="ignore"):  # rows already flagged may hold 1e308 or inf
+                    sums = p2.sum(axis=1)
                 tol = self.tolerance(p2, dtype, sums)
 
                 def describe_sum(i: int) -> tuple[str | None, str]:
@@ -206,6 +212,30 @@ class RowChecks:
                 lambda i: (cols.weight, f"value {weights[i]:.10g}"),
             )
         return ~bad, problems
+
+
+def renormalized(values: Array) -> Array:
+    """Each row of ``values`` (finite, >= 0, with a sum > 0) divided by its sum, even when the sum overflows.
+
+    A row whose sum is beyond the float range is first scaled by a power of
+    two (exact), so ``[1e308, 1e308]`` gives ``[0.5, 0.5]``; other rows are
+    divided by their sum as they are.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> renormalized(np.array([[1e308, 1e308], [1.0, 3.0]])).tolist()
+    [[0.5, 0.5], [0.25, 0.75]]
+    """
+    with np.errstate(over="ignore"):
+        sums = values.sum(axis=1, keepdims=True)
+    out: Array = values / sums
+    huge = np.flatnonzero(np.isinf(sums[:, 0]))
+    if huge.size:
+        _, exponent = np.frexp(values[huge].max(axis=1, keepdims=True))
+        scaled = np.ldexp(values[huge], -exponent)
+        out[huge] = scaled / scaled.sum(axis=1, keepdims=True)
+    return out
 
 
 def _decimals(values: Array) -> Array:
@@ -287,8 +317,8 @@ def check_options(options: ScoreOptions, layout: Layout) -> None:
     if layout.num_classes < 2:
         raise InputError(f"scoring needs at least 2 classes, got {layout.num_classes}")
     check_base(options.base)
-    if options.bins < 1:
-        raise InputError(f"bins must be at least 1, got {options.bins}")
+    if not 1 <= options.bins <= MAX_BINS:
+        raise InputError(f"bins must be in [1, {MAX_BINS}], got {options.bins}")
     if options.bootstrap < 0 or options.bootstrap > 100_000:
         raise InputError(f"bootstrap must be in [0, 100000], got {options.bootstrap}")
     if options.atol is not None and not (options.atol >= 0 and math.isfinite(options.atol)):

@@ -18,7 +18,9 @@ import numpy as np
 from .. import conventions as _conv
 from .._namespace import namespace
 from .._special import log_sigmoid, softmax
+from .._validation import InputError
 from ..losses import binary_cross_entropy, sparse_categorical_cross_entropy
+from .checks import renormalized
 from .options import Layout, ScoreOptions
 from .statistics import Rows
 
@@ -64,7 +66,7 @@ def score_rows(
     """
     m = labels.shape[0]
     if options.renormalize and not layout.binary and not layout.from_logits:
-        preds = preds / preds.sum(axis=1, keepdims=True)
+        preds = renormalized(preds)
     w = np.ones(m) if weights is None else weights
     if layout.binary:
         per = binary_cross_entropy(
@@ -81,15 +83,30 @@ def score_rows(
     kind = "binary" if layout.binary else "sparse"
     convention = _conv.get(options.convention)
     terms = np.asarray(convention.denominator_terms(kind, w, np.ones(m)), dtype=np.float64)
-    probs = probabilities(preds, layout)
+    with np.errstate(over="ignore"):  # logits of +-1e308: x - max overflows to -inf, whose exp is exactly 0
+        probs = probabilities(preds, layout)
     return Rows(
         classes=labels.astype(np.int64),
         losses=losses,
         weights=w,
-        weighted=np.where(w == 0, 0.0, losses * w),
+        weighted=_weighted(losses, w),
         terms=terms,
         probabilities=probs,
         predicted=(probs >= 0.5).astype(np.int64) if layout.binary else np.argmax(probs, axis=1),
         positions=positions,
         predictions=preds,
     )
+
+
+def _weighted(losses: Array, weights: Array) -> Array:
+    """``losses * weights``, exactly 0 where the weight is 0; InputError where a finite product overflows."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = np.where(weights == 0, 0.0, losses * weights)
+    over = np.flatnonzero(np.isinf(out) & np.isfinite(losses))
+    if over.size:
+        i = int(over[0])
+        raise InputError(
+            f"a row's loss {losses[i]:.6g} times its sample weight {weights[i]:.6g} is more than a float holds "
+            "(about 1.8e308): rescale the sample weights"
+        )
+    return np.asarray(out)

@@ -59,18 +59,49 @@ bins into at most 50 that span the data."""
 
 
 class Sum:
-    """A compensated (Neumaier) float64 sum of array batches."""
+    """A compensated (Neumaier) float64 sum of array batches, which refuses to overflow.
 
-    def __init__(self, shape: tuple[int, ...] = ()) -> None:
+    Infinite terms give an infinite sum (an infinite loss is a loss); finite
+    terms whose sum is beyond the float range raise an
+    :class:`~crossentropy.InputError` saying what they are (``what``), since
+    ``inf`` would then be a wrong number (a mean loss of ``inf`` for losses of
+    700 weighted by 1e306).
+    """
+
+    def __init__(self, shape: tuple[int, ...] = (), what: str = "the values") -> None:
         self.total = np.zeros(shape)
         self.carry = np.zeros(shape)
+        self.what = what
 
     def add(self, value: Array | float) -> None:
-        with np.errstate(invalid="ignore"):
+        with np.errstate(invalid="ignore", over="ignore"):
             t = self.total + value
+            if not np.isfinite(t).all() and (~np.isfinite(t) & np.isfinite(self.total) & np.isfinite(value)).any():
+                raise self.overflow()
             big = np.abs(self.total) >= np.abs(value)
             self.carry += np.where(big, (self.total - t) + value, (value - t) + self.total)
         self.total = t
+
+    def add_terms(self, terms: Array, groups: Array | None = None) -> None:
+        """Add the sum of ``terms`` (per group of ``groups``, class indices, for a sum of that shape)."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            if groups is None:
+                partial = terms.sum()
+                infinite: Any = not np.isfinite(terms).all()
+            else:
+                size = self.total.shape[0]
+                partial = np.bincount(groups, weights=terms, minlength=size)
+                infinite = np.bincount(groups, weights=~np.isfinite(terms), minlength=size) > 0
+        if (~np.isfinite(partial) & ~np.asarray(infinite)).any():
+            raise self.overflow()
+        self.add(partial)
+
+    def overflow(self) -> InputError:
+        """The error of finite terms that add up beyond the float range."""
+        return InputError(
+            f"{self.what} add up to more than a float holds (about 1.8e308), so their mean cannot be computed: "
+            "rescale the sample weights, or check the predictions"
+        )
 
     def merge(self, other: Sum) -> None:
         self.add(other.total)
@@ -78,7 +109,7 @@ class Sum:
 
     @property
     def value(self) -> Array:
-        with np.errstate(invalid="ignore"):
+        with np.errstate(invalid="ignore", over="ignore"):
             return np.where(np.isfinite(self.total), self.total + self.carry, self.total)
 
 
@@ -164,19 +195,18 @@ class LossSums(Statistic):
 
     def __init__(self, options: ScoreOptions, layout: Layout) -> None:
         super().__init__(options, layout)
-        self.loss = Sum()
-        self.denominator = Sum()
-        self.weight = Sum()
-        self.class_loss = Sum((layout.num_classes,))
-        self.class_weight = Sum((layout.num_classes,))
+        self.loss = Sum(what="the weighted losses")
+        self.denominator = Sum(what="the sample weights")
+        self.weight = Sum(what="the sample weights")
+        self.class_loss = Sum((layout.num_classes,), what="the weighted losses of a class")
+        self.class_weight = Sum((layout.num_classes,), what="the sample weights of a class")
 
     def update(self, rows: Rows) -> None:
-        k = self.layout.num_classes
-        self.loss.add(rows.weighted.sum())
-        self.denominator.add(rows.terms.sum())
-        self.weight.add(rows.weights.sum())
-        self.class_loss.add(np.bincount(rows.classes, weights=rows.weighted, minlength=k))
-        self.class_weight.add(np.bincount(rows.classes, weights=rows.weights, minlength=k))
+        self.loss.add_terms(rows.weighted)
+        self.denominator.add_terms(rows.terms)
+        self.weight.add_terms(rows.weights)
+        self.class_loss.add_terms(rows.weighted, rows.classes)
+        self.class_weight.add_terms(rows.weights, rows.classes)
 
     def merge(self, other: Self) -> None:
         for mine, theirs in (
@@ -243,11 +273,19 @@ class Classes(Statistic):
         self.predicted += other.predicted
 
     def summary(self, partials: Partials) -> dict[str, Any]:
+        """The accuracy and, per class, its rows, mean loss, precision, recall, predicted rows and the sums behind them.
+
+        ``weight`` (the rows' total weight), ``loss_sum`` (their weighted
+        loss) and ``correct`` (rows of the class predicted as it) let a
+        reader sum classes up (:func:`crossentropy.scoring.top_classes`).
+        """
         scored = partials.rows_scored
-        class_mean = partials.statistic(LossSums).class_mean()
+        sums = partials.statistic(LossSums)
+        class_mean = sums.class_mean()
         with np.errstate(invalid="ignore", divide="ignore"):
             recall = self.hits / self.count
             precision = self.hits / self.predicted
+        weight, loss = sums.class_weight.value.tolist(), sums.class_loss.value.tolist()
         return {
             "accuracy": self.correct / scored if scored else math.nan,
             "per_class": [
@@ -258,6 +296,9 @@ class Classes(Statistic):
                     "precision": number_or_none(precision[c]),
                     "recall": number_or_none(recall[c]),
                     "predicted": int(self.predicted[c]),
+                    "weight": weight[c],
+                    "loss_sum": loss[c],
+                    "correct": int(self.hits[c]),
                 }
                 for c in range(self.layout.num_classes)
             ],
@@ -345,10 +386,11 @@ class LossHistogram(Statistic):
         x = np.maximum(x[finite], 0.0)
         if x.size:
             self.max_finite = max(self.max_finite, float(x.max()))
+        x = np.minimum(x, COARSE_LIMIT)  # beyond the last edge: the last bin (and no overflow dividing 1e308)
         index = np.where(
             x < FINE_LIMIT,
             np.floor(x / FINE_WIDTH),
-            _FINE_BINS + np.floor(np.minimum(x, COARSE_LIMIT) - FINE_LIMIT),
+            _FINE_BINS + np.floor(x - FINE_LIMIT),
         ).astype(np.int64)
         self.counts += np.bincount(index, minlength=self.counts.size)
 
