@@ -695,6 +695,7 @@ static void ce_group_stats_f32(const float* xt, int64_t v, double* mx, double* r
 #define ce_vmin CE_PASTE(ce_vmin, CE_ISA)
 #define ce_vlogf_tail CE_PASTE(ce_vlogf_tail, CE_ISA)
 #define ce_vlog1pf CE_PASTE(ce_vlog1pf, CE_ISA)
+#define ce_vlogwc CE_PASTE(ce_vlogwc, CE_ISA)
 #define ce_vsum2 CE_PASTE(ce_vsum2, CE_ISA)
 #define ce_expsum_k_f32 CE_PASTE(ce_expsum_k_f32, CE_ISA)
 #define ce_kl_terms_f32 CE_PASTE(ce_kl_terms_f32, CE_ISA)
@@ -765,14 +766,10 @@ static inline vf ce_vlogf32(vf x) {
     return ce_vlogf_tail(m - 1.0f, __builtin_convertvector(e, vf));
 }
 
-/* log(1 + u) for u in [-1, 0] on float32 lanes (-1 gives log FLT_MIN, not -inf). With w = 1 + u rounded and
-   w = 2^e m (m in [0.75, 1.5) from AVX-512's getmant and getexp, else in [sqrt(1/2), sqrt(2))), the argument of
-   ce_vlogf_tail is f = (1 + u) 2^-e - 1 = (m - 1) + (u - (w - 1)) 2^-e, w's rounding error put back in one
-   rounding: w - 1 is exact for w >= 1/2, and below 1 + u itself is, so the error is exact. Where w rounds to 1
-   (|u| < 2^-25) f is u, so small arguments keep their relative accuracy; about 1 ulp. */
-static inline vf ce_vlog1pf(vf u) {
-    vf w = ce_vmax(1.0f + u, VSPLAT(FLT_MIN));
-    vf c = u - (w - 1.0f);
+/* log(w + c) on float32 lanes for w >= FLT_MIN (normal) and |c| <= ulp(w) / 2 (w's rounding error): with w = 2^e m
+   (m in [0.75, 1.5) from AVX-512's getmant and getexp, else in [sqrt(1/2), sqrt(2))), the argument of ce_vlogf_tail
+   is f = (w + c) 2^-e - 1 = (m - 1) + c 2^-e, c put back in one rounding; about 1 ulp. */
+static inline vf ce_vlogwc(vf w, vf c) {
 #if defined(__AVX512F__)
     vf m = _mm512_getmant_ps(w, _MM_MANT_NORM_p75_1p5, _MM_MANT_SIGN_src);
     vf ef = _mm512_getexp_ps(w * (1.0f / 0.75f)); /* m >= 1.5 exactly where w (4/3) rounds to >= 2 */
@@ -786,6 +783,14 @@ static inline vf ce_vlog1pf(vf u) {
     e -= big;
     return ce_vlogf_tail(ce_vmla(c, (vf)((127 - e) << 23), m - 1.0f), __builtin_convertvector(e, vf));
 #endif
+}
+
+/* log(1 + u) for u in [-1, 0] on float32 lanes (-1 gives log FLT_MIN, not -inf): ce_vlogwc of w = 1 + u rounded
+   and its rounding error u - (w - 1), exact (w - 1 is exact for w >= 1/2, and below 1 + u itself is). Where w
+   rounds to 1 (|u| < 2^-25) the result is u, so small arguments keep their relative accuracy; about 1 ulp. */
+static inline vf ce_vlog1pf(vf u) {
+    vf w = ce_vmax(1.0f + u, VSPLAT(FLT_MIN));
+    return ce_vlogwc(w, u - (w - 1.0f));
 }
 
 /* exp(x) - 1 for x <= 0 on float32 lanes (not NaN; -inf gives -1), and exp(x) in *e (ce_vexpf's bits), from one
@@ -808,10 +813,37 @@ static inline void ce_vjsdf(vf d, vf cn, vf cp, vf* t_ratio, vf* s_ratio, vf* e,
     vf dc = ce_vmin(ce_vmax(d, VSPLAT(-FLT_MAX)), VSPLAT(FLT_MAX));
     vi n = dc <= 0.0f;
     vf em = ce_vexpm1f((vf)((vi)dc | INT32_MIN), e); /* exp(-|d|) - 1 */
-    vf r = -ce_vlog1pf(VSEL(n, cn, cp) * em);
+    /* log M - lp_max = log(1 + c em), as log1p while 1 + c em >= 1/2; below, c em's rounding would be amplified
+       (up to 1 / (1 - c)), and (1 - c) + c e, with 1 - c the other weight (rounded from 1 - beta or beta itself),
+       is computed to float32's accuracy */
+    vf c = VSEL(n, cn, cp), u = c * em, w = 1.0f + u, w2 = ce_vmla(c, *e, VSEL(n, cp, cn));
+    vi low = w2 < 0.5f;
+    vf r = -ce_vlogwc(ce_vmax(VSEL(low, w2, w), VSPLAT(FLT_MIN)), VSEL(low, VSPLAT(0.0f), u - (w - 1.0f)));
     *t_ratio = VSEL(n, r, r - dc);
     *s_ratio = VSEL(n, r + dc, r);
     *neg = n;
+}
+
+/* The JSD kernels' float32 vector primitives on n values, for the accuracy tests (against mpmath): which 0 gives
+   ce_vexpm1f(x) in out and its exp(x) in out2 (x <= 0), 1 ce_vlog1pf(x) in out (x in [-1, 0]), 2 ce_vjsdf's
+   t_ratio in out and s_ratio in out2 for d = x and beta. */
+void CE_PASTE(ce_vmath_f32, CE_ISA)(int which, const float* x, int64_t n, double beta, float* out, float* out2) {
+    vf bv = VSPLAT((float)beta), wv = VSPLAT((float)(1.0 - beta));
+    for (int64_t j = 0; j < n; j += VW) {
+        int64_t left = n - j;
+        vf xv = left >= VW ? ce_vload(x + j) : ce_vpartial(x + j, left, 0.0f), a, b = xv;
+        if (which == 0) {
+            a = ce_vexpm1f(xv, &b);
+        } else if (which == 1) {
+            a = ce_vlog1pf(xv);
+        } else {
+            vf e;
+            vi neg;
+            ce_vjsdf(xv, wv, bv, &a, &b, &e, &neg);
+        }
+        ce_dstore(out + j, left, a);
+        ce_dstore(out2 + j, left, b);
+    }
 }
 
 /* Add the float32 vectors a and b (once in float32) to the float64 lanes acc. */
