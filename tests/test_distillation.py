@@ -326,6 +326,25 @@ def test_jsd_keeps_its_accuracy_where_the_distributions_nearly_agree():
     assert np.max(np.abs(naive.sum(-1).double().numpy() / 2 - want) / want) > 1e-2
 
 
+@pytest.mark.parametrize("beta", [1e-3, 0.999])
+@pytest.mark.parametrize("path", PATHS)
+def test_jsd_with_beta_near_0_or_1_keeps_float32_accuracy(path, beta):
+    """Beta near 0 or 1 on every path: float32 rows keep float32's accuracy in the value and the gradient (where
+    1 + c expm1(-|d|) is small the mixture's log comes from (1 - c) + c exp(-|d|); tests/test_vector_math.py
+    checks that element by element against mpmath, which these row sums are too coarse to see)."""
+    student, teacher = _randn(4, 3000, scale=4.0, seed=14, dtype=torch.float32), _randn(4, 3000, scale=4.0, seed=15)
+    teacher = teacher.to(torch.float32)
+    want = torch.from_numpy(oracle_rows(student, teacher, "jsd", beta))
+    leaf = student.clone().requires_grad_()
+    with _on(path):
+        rows = distillation_loss(leaf, teacher, divergence="jsd", beta=beta, reduction="none")
+    (grad,) = torch.autograd.grad(rows.sum(), leaf)
+    exact_leaf = student.double().requires_grad_()
+    (want_grad,) = torch.autograd.grad(composite_rows(exact_leaf, teacher, "jsd", beta).sum(), exact_leaf)
+    _close(rows, want, torch.float32, f"value ({path})")
+    _close(grad, want_grad, torch.float32, f"gradient ({path})")
+
+
 @pytest.mark.parametrize("path", PATHS)
 def test_all_rows_ignored(path):
     """Every label ignored: the exact mean is NaN (0/0, as PyTorch's losses), the sum 0, the gradient 0; TRL,

@@ -563,3 +563,22 @@ def copy_floor(x: Array, out: Array) -> None:
         np.copyto(out.reshape(-1), x)
         return
     fns["ce_copy_floor_f32"](_ptr(x), x.size, _ptr(out), num_threads())
+
+
+VECTOR_MATH = ("expm1", "log1p", "jsd_ratios")
+
+
+def vector_math(which: str, x: Array, beta: float = 0.5) -> tuple[Array, Array]:
+    """The float32 vector primitives of the JSD kernels on ``x``, with the variant in use (for the accuracy tests).
+
+    ``"expm1"`` gives ``(expm1(x), exp(x))`` for ``x <= 0``; ``"log1p"`` gives ``(log1p(x), x)`` for
+    ``x`` in ``[-1, 0]``; ``"jsd_ratios"`` gives ``(lp_t - log M, lp_s - log M)`` for ``x = lp_s - lp_t``
+    and ``M = beta P_t + (1 - beta) P_s``. Raises RuntimeError where the kernels are not built.
+    """
+    fns = _fns()
+    if fns is None:
+        raise RuntimeError("the C kernels are not built")
+    x = np.ascontiguousarray(x, dtype=np.float32).reshape(-1)
+    out, out2 = np.empty_like(x), np.empty_like(x)
+    fns["ce_vmath_f32"](VECTOR_MATH.index(which), _ptr(x), x.size, float(beta), _ptr(out), _ptr(out2))
+    return out, out2

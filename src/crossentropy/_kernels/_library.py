@@ -31,6 +31,7 @@ _INT = ctypes.c_int
 KERNELS: dict[str, tuple[Any, tuple[tuple[str, Any], ...]]] = {
     "ce_read_floor_f32": (_D, (("x", _P), ("n", _I64), ("partial", _P), ("nthreads", _INT))),
     "ce_copy_floor_f32": (None, (("x", _P), ("n", _I64), ("out", _P), ("nthreads", _INT))),
+    "ce_vmath_f32": (None, (("which", _INT), ("x", _P), ("n", _I64), ("beta", _D), ("out", _P), ("out2", _P))),
 }
 for _s in ("f32", "f64"):
     KERNELS |= {

@@ -260,6 +260,7 @@ typedef float vfh_unaligned __attribute__((vector_size(VD * 4), aligned(4)));
 #define ce_vscale CE_PASTE(ce_vscale, CE_ISA)
 #define ce_vexpf CE_PASTE(ce_vexpf, CE_ISA)
 #define ce_vexpf_u CE_PASTE(ce_vexpf_u, CE_ISA)
+#define ce_vexpf_p CE_PASTE(ce_vexpf_p, CE_ISA)
 #define ce_vexpf_nz CE_PASTE(ce_vexpf_nz, CE_ISA)
 #define ce_vpartial CE_PASTE(ce_vpartial, CE_ISA)
 #define ce_max_f32 CE_PASTE(ce_max_f32, CE_ISA)
@@ -329,8 +330,9 @@ static inline vf ce_vscale(vf u, vf q) {
 #endif
 }
 
-/* ce_expf on VW lanes before its last step: returns u and sets *q, exp(x) = u 2^q. */
-static inline vf ce_vexpf_u(vf x, vf* q) {
+/* ce_expf on VW lanes before its last two steps: returns p and sets *q, exp(x) = (1 + p) 2^q, where
+   p = expm1(x - q ln 2) (its polynomial; ce_vexpm1f uses p itself). */
+static inline vf ce_vexpf_p(vf x, vf* q) {
     vf d = ce_vmax(VSPLAT(-104.0f), x);
     vf r = ce_vmla(d, VSPLAT(1.442695040888963407f), VSPLAT(12582912.0f)) - 12582912.0f;
     vf s = ce_vmla(r, VSPLAT(-0.693145751953125f), d);
@@ -342,8 +344,11 @@ static inline vf ce_vexpf_u(vf x, vf* q) {
     u = ce_vmla(u, s, VSPLAT(0.166666671633720397949219f));
     u = ce_vmla(u, s, VSPLAT(0.5f));
     *q = r;
-    return 1.0f + ce_vmla(s * s, u, s);
+    return ce_vmla(s * s, u, s);
 }
+
+/* ce_expf on VW lanes before its last step: returns u and sets *q, exp(x) = u 2^q. */
+static inline vf ce_vexpf_u(vf x, vf* q) { return 1.0f + ce_vexpf_p(x, q); }
 
 /* ce_expf on VW lanes, bit for bit; NaN stays NaN. */
 static inline vf ce_vexpf(vf x) {
@@ -687,10 +692,16 @@ static void ce_group_stats_f32(const float* xt, int64_t v, double* mx, double* r
 #define ce_vlogf32 CE_PASTE(ce_vlogf32, CE_ISA)
 #define ce_vexpm1f CE_PASTE(ce_vexpm1f, CE_ISA)
 #define ce_vjsdf CE_PASTE(ce_vjsdf, CE_ISA)
+#define ce_vmin CE_PASTE(ce_vmin, CE_ISA)
+#define ce_vlogf_tail CE_PASTE(ce_vlogf_tail, CE_ISA)
+#define ce_vlog1pf CE_PASTE(ce_vlog1pf, CE_ISA)
+#define ce_vlogwc CE_PASTE(ce_vlogwc, CE_ISA)
 #define ce_vsum2 CE_PASTE(ce_vsum2, CE_ISA)
 #define ce_expsum_k_f32 CE_PASTE(ce_expsum_k_f32, CE_ISA)
 #define ce_kl_terms_f32 CE_PASTE(ce_kl_terms_f32, CE_ISA)
 #define ce_kl_grad_f32 CE_PASTE(ce_kl_grad_f32, CE_ISA)
+#define ce_jsd_terms_f32 CE_PASTE(ce_jsd_terms_f32, CE_ISA)
+#define ce_jsd_grad_f32 CE_PASTE(ce_jsd_grad_f32, CE_ISA)
 #define VSEL(m, a, b) ((vf)(((vi)(a) & (m)) | ((vi)(b) & ~(m))))
 
 /* Store the first n (all VW when n >= VW) lanes of x at p. */
@@ -720,8 +731,31 @@ static inline vf ce_vrcpf(vf x) {
 #endif
 }
 
-/* log(x) on float32 lanes for normal x > 0: x = 2^e m, m in [sqrt(1/2), sqrt(2)), s = (m - 1) / (m + 1),
-   log x = e ln2 + 2 atanh(s), atanh by its series to s^9 (|s| <= 0.172: 2e-9 relative); about 1 ulp. */
+/* a < b ? a : b lane by lane (b where either is NaN), as x86's minps. */
+static inline vf ce_vmin(vf a, vf b) {
+#if defined(__AVX512F__)
+    return _mm512_min_ps(a, b);
+#elif defined(__AVX__)
+    return _mm256_min_ps(a, b);
+#elif defined(__SSE4_1__)
+    return _mm_min_ps(a, b);
+#else
+    vi m = a < b;
+    return (vf)(((vi)a & m) | ((vi)b & ~m));
+#endif
+}
+
+/* log(1 + f) + e ln 2 for f in [-0.3, 0.5] and an integral e: 2 atanh(s), s = f / (2 + f), by its series to s^9
+   (|s| <= 0.2: 1e-8 relative), ln 2 in two parts; about 1 ulp. */
+static inline vf ce_vlogf_tail(vf f, vf ef) {
+    vf sv = f * ce_vrcpf(2.0f + f), z = sv * sv;
+    vf p = ce_vmla(ce_vmla(ce_vmla(z, VSPLAT(2.0f / 9.0f), VSPLAT(2.0f / 7.0f)), z, VSPLAT(2.0f / 5.0f)), z,
+                   VSPLAT(2.0f / 3.0f));
+    vf small = ce_vmla(sv * z, p, ef * 1.428606765330187045e-06f) + 2.0f * sv;
+    return ce_vmla(ef, VSPLAT(0.693145751953125f), small);
+}
+
+/* log(x) on float32 lanes for normal x > 0: x = 2^e m, m in [sqrt(1/2), sqrt(2)), then ce_vlogf_tail. */
 static inline vf ce_vlogf32(vf x) {
     vi ix = (vi)x;
     vi e = ((ix >> 23) & 0xff) - 127;
@@ -729,42 +763,87 @@ static inline vf ce_vlogf32(vf x) {
     vi big = m > 1.41421356237f;
     m = VSEL(big, m * 0.5f, m);
     e -= big; /* big is -1 where true */
-    vf f = m - 1.0f;
-    vf sv = f * ce_vrcpf(2.0f + f), z = sv * sv;
-    vf p = ce_vmla(ce_vmla(ce_vmla(z, VSPLAT(2.0f / 9.0f), VSPLAT(2.0f / 7.0f)), z, VSPLAT(2.0f / 5.0f)), z,
-                   VSPLAT(2.0f / 3.0f));
-    vf ef = __builtin_convertvector(e, vf);
-    vf small = ce_vmla(sv * z, p, ef * 1.428606765330187045e-06f) + 2.0f * sv;
-    return ce_vmla(ef, VSPLAT(0.693145751953125f), small);
+    return ce_vlogf_tail(m - 1.0f, __builtin_convertvector(e, vf));
 }
 
-/* exp(x) - 1 for x <= 0 on float32 lanes: its Taylor polynomial to x^8 for x > -0.35 (2e-9 relative), exp(x) - 1
-   below (at most 3 ulp: exp(x) <= 0.71 there). -inf gives -1. */
-static inline vf ce_vexpm1f(vf x) {
-    vf p = VSPLAT(1.0f / 40320.0f);
-    p = ce_vmla(p, x, VSPLAT(1.0f / 5040.0f));
-    p = ce_vmla(p, x, VSPLAT(1.0f / 720.0f));
-    p = ce_vmla(p, x, VSPLAT(1.0f / 120.0f));
-    p = ce_vmla(p, x, VSPLAT(1.0f / 24.0f));
-    p = ce_vmla(p, x, VSPLAT(1.0f / 6.0f));
-    p = ce_vmla(p, x, VSPLAT(0.5f));
-    vi near = x > -0.35f;
-    vf xs = VSEL(near, x, VSPLAT(0.0f)); /* keeps -inf out of the polynomial */
-    return VSEL(near, ce_vmla(xs * xs, p, xs), ce_vexpf(x) - 1.0f);
+/* log(w + c) on float32 lanes for w >= FLT_MIN (normal) and |c| <= ulp(w) / 2 (w's rounding error): with w = 2^e m
+   (m in [0.75, 1.5) from AVX-512's getmant and getexp, else in [sqrt(1/2), sqrt(2))), the argument of ce_vlogf_tail
+   is f = (w + c) 2^-e - 1 = (m - 1) + c 2^-e, c put back in one rounding; about 1 ulp. */
+static inline vf ce_vlogwc(vf w, vf c) {
+#if defined(__AVX512F__)
+    vf m = _mm512_getmant_ps(w, _MM_MANT_NORM_p75_1p5, _MM_MANT_SIGN_src);
+    vf ef = _mm512_getexp_ps(w * (1.0f / 0.75f)); /* m >= 1.5 exactly where w (4/3) rounds to >= 2 */
+    return ce_vlogf_tail((m - 1.0f) + _mm512_scalef_ps(c, -ef), ef);
+#else
+    vi ix = (vi)w;
+    vi e = (ix >> 23) - 127;
+    vf m = (vf)((ix & 0x007fffff) | 0x3f800000);
+    vi big = m > 1.41421356237f;
+    m = VSEL(big, m * 0.5f, m);
+    e -= big;
+    return ce_vlogf_tail(ce_vmla(c, (vf)((127 - e) << 23), m - 1.0f), __builtin_convertvector(e, vf));
+#endif
 }
 
-/* The JSD's log-ratios against the mixture, (lp_t - log M, lp_s - log M), from d = lp_s - lp_t (see ce_vjsd,
-   its float64 form): r = -log1p(c expm1(-|d|)), c = 1 - beta for d <= 0 and beta above; log1p from the rounded
-   w = 1 + u and its first-order correction. Finite where one side's probability is 0 (d = -inf or +inf). */
-static inline void ce_vjsdf(vf d, float beta, vf* t_ratio, vf* s_ratio) {
-    vi neg = d <= 0.0f;
-    vf a = (vf)((vi)d & 0x7fffffff);
-    vf c = VSEL(neg, VSPLAT(1.0f - beta), VSPLAT(beta));
-    vf u = c * ce_vexpm1f(-a);
-    vf w = ce_vmax(1.0f + u, VSPLAT(1.17549435e-38f)); /* >= min(beta, 1 - beta) but for absurdly small beta */
-    vf r = -(ce_vlogf32(w) + (u - (w - 1.0f)) * ce_vrcpf(w));
-    *t_ratio = VSEL(neg, r, r - d);
-    *s_ratio = VSEL(neg, r + d, r);
+/* log(1 + u) for u in [-1, 0] on float32 lanes (-1 gives log FLT_MIN, not -inf): ce_vlogwc of w = 1 + u rounded
+   and its rounding error u - (w - 1), exact (w - 1 is exact for w >= 1/2, and below 1 + u itself is). Where w
+   rounds to 1 (|u| < 2^-25) the result is u, so small arguments keep their relative accuracy; about 1 ulp. */
+static inline vf ce_vlog1pf(vf u) {
+    vf w = ce_vmax(1.0f + u, VSPLAT(FLT_MIN));
+    return ce_vlogwc(w, u - (w - 1.0f));
+}
+
+/* exp(x) - 1 for x <= 0 on float32 lanes (not NaN; -inf gives -1), and exp(x) in *e (ce_vexpf's bits), from one
+   range reduction: with exp(x) = (1 + p) 2^q (ce_vexpf_p), expm1(x) = p 2^q + (2^q - 1), one rounding; 2^q - 1
+   is exact for q >= -24, and below -30 the result rounds to -1 whatever q is (q is capped there). About 1 ulp. */
+static inline vf ce_vexpm1f(vf x, vf* e) {
+    vf q;
+    vf p = ce_vexpf_p(x, &q);
+    vf two = (vf)((__builtin_convertvector(ce_vmax(q, VSPLAT(-30.0f)), vi) + 127) << 23);
+    *e = ce_vscale(1.0f + p, q);
+    return ce_vmla(p, two, two - 1.0f);
+}
+
+/* The JSD's log-ratios against the mixture, t_ratio = lp_t - log M and s_ratio = lp_s - log M, from d = lp_s - lp_t
+   (see L(jsd_ratios), its float64 form): r = -log1p(c expm1(-|d|)) with c = 1 - beta (cn) where d <= 0 and beta (cp)
+   above. Also *e = exp(-|d|), the smaller probability over the larger, and *neg = (d <= 0). d is first clamped to
+   [-FLT_MAX, FLT_MAX], NaN (where both probabilities are 0) to -FLT_MAX: the ratios are finite, and the term of a
+   probability 0 is 0 * finite. */
+static inline void ce_vjsdf(vf d, vf cn, vf cp, vf* t_ratio, vf* s_ratio, vf* e, vi* neg) {
+    vf dc = ce_vmin(ce_vmax(d, VSPLAT(-FLT_MAX)), VSPLAT(FLT_MAX));
+    vi n = dc <= 0.0f;
+    vf em = ce_vexpm1f((vf)((vi)dc | INT32_MIN), e); /* exp(-|d|) - 1 */
+    /* log M - lp_max = log(1 + c em), as log1p while 1 + c em >= 1/2; below, c em's rounding would be amplified
+       (up to 1 / (1 - c)), and (1 - c) + c e, with 1 - c the other weight (rounded from 1 - beta or beta itself),
+       is computed to float32's accuracy */
+    vf c = VSEL(n, cn, cp), u = c * em, w = 1.0f + u, w2 = ce_vmla(c, *e, VSEL(n, cp, cn));
+    vi low = w2 < 0.5f;
+    vf r = -ce_vlogwc(ce_vmax(VSEL(low, w2, w), VSPLAT(FLT_MIN)), VSEL(low, VSPLAT(0.0f), u - (w - 1.0f)));
+    *t_ratio = VSEL(n, r, r - dc);
+    *s_ratio = VSEL(n, r + dc, r);
+    *neg = n;
+}
+
+/* The JSD kernels' float32 vector primitives on n values, for the accuracy tests (against mpmath): which 0 gives
+   ce_vexpm1f(x) in out and its exp(x) in out2 (x <= 0), 1 ce_vlog1pf(x) in out (x in [-1, 0]), 2 ce_vjsdf's
+   t_ratio in out and s_ratio in out2 for d = x and beta. */
+void CE_PASTE(ce_vmath_f32, CE_ISA)(int which, const float* x, int64_t n, double beta, float* out, float* out2) {
+    vf bv = VSPLAT((float)beta), wv = VSPLAT((float)(1.0 - beta));
+    for (int64_t j = 0; j < n; j += VW) {
+        int64_t left = n - j;
+        vf xv = left >= VW ? ce_vload(x + j) : ce_vpartial(x + j, left, 0.0f), a, b = xv;
+        if (which == 0) {
+            a = ce_vexpm1f(xv, &b);
+        } else if (which == 1) {
+            a = ce_vlog1pf(xv);
+        } else {
+            vf e;
+            vi neg;
+            ce_vjsdf(xv, wv, bv, &a, &b, &e, &neg);
+        }
+        ce_dstore(out + j, left, a);
+        ce_dstore(out2 + j, left, b);
+    }
 }
 
 /* Add the float32 vectors a and b (once in float32) to the float64 lanes acc. */
@@ -805,12 +884,72 @@ static double ce_expsum_k_f32(const float* x, int64_t n, float m, float k) {
         d = (as - at) * kf - dlf;                                                                          \
     }
 
+/* The JSD of one float32 row pair from its statistics (see ce_distill), and in *aux KL(P_s || M). With teacher
+   logits the larger of the two probabilities is exp(lp_max) and the smaller that times exp(-|d|), which ce_vjsdf
+   computes with expm1(-|d|): one exponential fewer. Teacher probabilities (probs) are read as they are. */
+static double ce_jsd_terms_f32(const float* s, const float* t, int64_t v, int probs, float ms, float mt, double k,
+                               double lss, double lst, double beta, double* aux) {
+    float kf = (float)k, lssf = (float)lss, lstf = (float)lst, dlf = (float)(lss - lst);
+    vf bv = VSPLAT((float)beta), wv = VSPLAT((float)(1.0 - beta));
+    vd val = {0}, ax = {0};
+    for (int64_t j = 0; j < v; j += 2 * VW) {
+        vf term[2], from_s[2];
+        for (int h = 0; h < 2; h++) {
+            int64_t at_j = j + h * VW, left = v - at_j;
+            vf sv = left >= VW ? ce_vload(s + at_j) : ce_vpartial(s + at_j, left, -INFINITY);
+            vf tv = left >= VW ? ce_vload(t + at_j) : ce_vpartial(t + at_j, left, probs ? 0.0f : -INFINITY);
+            vf as = sv - ms, zs = as * kf - lssf, tr, sr, e, ps, pt;
+            vi neg;
+            if (probs) {
+                ce_vjsdf(zs - ce_vlogf32(tv), wv, bv, &tr, &sr, &e, &neg);
+                ps = ce_vexpf(zs);
+                pt = tv;
+            } else {
+                vf at = tv - mt;
+                ce_vjsdf((as - at) * kf - dlf, wv, bv, &tr, &sr, &e, &neg);
+                vf pmax = ce_vexpf(VSEL(neg, at * kf - lstf, zs)), pmin = pmax * e;
+                ps = VSEL(neg, pmin, pmax);
+                pt = VSEL(neg, pmax, pmin);
+            }
+            from_s[h] = ps * sr;
+            term[h] = bv * (pt * tr) + wv * from_s[h];
+        }
+        val = ce_vsum2(val, term[0], term[1]);
+        ax = ce_vsum2(ax, from_s[0], from_s[1]);
+    }
+    double total = 0.0, atotal = 0.0;
+    for (int64_t q = 0; q < VD; q++) {
+        total += val[q];
+        atotal += ax[q];
+    }
+    *aux = atotal;
+    return total;
+}
+
+/* The gradient of g times the JSD of one float32 row pair with respect to s (g k (1 - beta) p_s (s_ratio - a)); gr
+   may be s. */
+static void ce_jsd_grad_f32(const float* s, const float* t, int64_t v, int probs, float ms, float mt, double k,
+                            double lss, double lst, double beta, double a, double g, float* gr) {
+    float kf = (float)k, lssf = (float)lss, dlf = (float)(lss - lst), af = (float)a;
+    vf bv = VSPLAT((float)beta), wv = VSPLAT((float)(1.0 - beta)), gw = VSPLAT((float)(g * (1.0 - beta)));
+    for (int64_t j = 0; j < v; j += VW) {
+        int64_t left = v - j;
+        vf sv = left >= VW ? ce_vload(s + j) : ce_vpartial(s + j, left, -INFINITY);
+        vf tv = left >= VW ? ce_vload(t + j) : ce_vpartial(t + j, left, probs ? 0.0f : -INFINITY);
+        vf as = sv - ms, zs = as * kf - lssf, d = probs ? zs - ce_vlogf32(tv) : (as - (tv - mt)) * kf - dlf;
+        vf tr, sr, e;
+        vi neg;
+        ce_vjsdf(d, wv, bv, &tr, &sr, &e, &neg);
+        ce_dstore(gr + j, left, gw * (ce_vexpf(zs) * (sr - af)));
+    }
+}
+
 /* The divergence of one float32 row pair from its statistics (see ce_distill); *aux gets its auxiliary value.
    With gr (the forward KL only), also writes g (p_s - p_t) there (gr may be s). */
 static double ce_kl_terms_f32(const float* s, const float* t, int64_t v, int kind, int probs, float ms, float mt,
                               double k, double lss, double lst, double beta, double g, float* gr, double* aux) {
     float kf = (float)k, lssf = (float)lss, lstf = (float)lst, dlf = (float)(lss - lst), gf = (float)g;
-    float bf = (float)beta, wbf = (float)(1.0 - beta);
+    if (kind == 2) return ce_jsd_terms_f32(s, t, v, probs, ms, mt, k, lss, lst, beta, aux);
     vf zero = VSPLAT(0.0f);
     vd val = {0}, ax = {0};
     for (int64_t j = 0; j < v; j += VW) {
@@ -821,14 +960,8 @@ static double ce_kl_terms_f32(const float* s, const float* t, int64_t v, int kin
             val = ce_vsum2(val, VSEL(tz, zero, -(et * d)), zero);
             ax = ce_vsum2(ax, VSEL(tz, zero, -(et * zt)), zero);
             if (gr) ce_dstore(gr + j, left, gf * (es - et));
-        } else if (kind == 1) {
-            val = ce_vsum2(val, VSEL(sz, zero, es * d), zero);
         } else {
-            vf tr, sr;
-            ce_vjsdf(d, bf, &tr, &sr);
-            vf from_t = VSEL(tz, zero, et * tr), from_s = VSEL(sz, zero, es * sr);
-            val = ce_vsum2(val, bf * from_t, wbf * from_s);
-            ax = ce_vsum2(ax, from_s, zero);
+            val = ce_vsum2(val, VSEL(sz, zero, es * d), zero);
         }
     }
     double total = 0.0, atotal = 0.0;
@@ -844,20 +977,22 @@ static double ce_kl_terms_f32(const float* s, const float* t, int64_t v, int kin
    its aux value a (see ce_distill); gr may be s. */
 static void ce_kl_grad_f32(const float* s, const float* t, int64_t v, int kind, int probs, float ms, float mt,
                            double k, double lss, double lst, double beta, double a, double g, float* gr) {
+    if (kind == 2) {
+        ce_jsd_grad_f32(s, t, v, probs, ms, mt, k, lss, lst, beta, a, g, gr);
+        return;
+    }
     float kf = (float)k, lssf = (float)lss, lstf = (float)lst, dlf = (float)(lss - lst), gf = (float)g;
-    float bf = (float)beta, af = (float)a, gw = (float)(kind == 2 ? g * (1.0 - beta) : g);
+    float af = (float)a;
     vf zero = VSPLAT(0.0f);
     for (int64_t j = 0; j < v; j += VW) {
         int64_t left = v - j;
-        CE_KL_LANES(s, t, j, left, 1, kind != 1)
+        CE_KL_LANES(s, t, j, left, 1, kind == 0)
         (void)zt;
         if (kind == 0) {
             ce_dstore(gr + j, left, gf * (es - et));
             continue;
         }
-        vf ratio = d, unused;
-        if (kind == 2) ce_vjsdf(d, bf, &unused, &ratio);
-        ce_dstore(gr + j, left, VSEL(es == 0.0f, zero, gw * (es * (ratio - af))));
+        ce_dstore(gr + j, left, VSEL(es == 0.0f, zero, gf * (es * (d - af))));
     }
 }
 

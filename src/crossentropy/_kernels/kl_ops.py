@@ -49,10 +49,16 @@ def jsd_ratios(d: torch.Tensor, beta: float) -> tuple[torch.Tensor, torch.Tensor
     With ``r = -log1p(c expm1(-|d|))``: for ``d <= 0`` (``c = 1 - beta``)
     they are ``(r, r + d)``, for ``d > 0`` (``c = beta``) ``(r - d, r)``;
     finite where one side's probability is 0 (the other ratio is then unused).
+    Where ``1 + c expm1(-|d|) < 1/2`` the rounding of ``c expm1(-|d|)`` would be
+    amplified (up to ``1 / (1 - c)`` times), so ``r = -log((1 - c) + c exp(-|d|))``
+    there, with ``1 - c`` the other weight (as the C and Triton kernels do).
     """
     neg = d <= 0
     c = torch.full_like(d, beta).masked_fill(neg, 1.0 - beta)
-    r = -torch.log1p(c * torch.expm1(-d.abs()))
+    other = torch.full_like(d, 1.0 - beta).masked_fill(neg, beta)
+    a = -d.abs()
+    low = other + c * torch.exp(a)
+    r = torch.where(low < 0.5, -torch.log(low), -torch.log1p(c * torch.expm1(a)))
     return torch.where(neg, r, r - d), torch.where(neg, r + d, r)
 
 

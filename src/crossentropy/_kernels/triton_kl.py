@@ -105,7 +105,9 @@ def _jsd_ratios(d: Any, beta: Any) -> Any:
     """``(lp_t - log M, lp_s - log M)`` from ``d = lp_s - lp_t`` (see :func:`.kl_ops.jsd_ratios`)."""
     neg = d <= 0.0
     c = tl.where(neg, 1.0 - beta, beta)
-    r = -_log1p(c * _expm1(-tl.abs(d)))
+    a = -tl.abs(d)
+    low = tl.where(neg, beta, 1.0 - beta) + c * tl.exp(a)  # 1 + c expm1(a), accurate where it is below 1/2
+    r = tl.where(low < 0.5, -tl.log(tl.where(low < 0.5, low, 1.0)), -_log1p(c * _expm1(a)))
     return tl.where(neg, r, r - d), tl.where(neg, r + d, r)
 
 
