@@ -41,7 +41,16 @@ What runs underneath (one decision per call, :mod:`crossentropy._dispatch`'s):
 - :func:`nll_loss`, :func:`binary_cross_entropy` and
   :func:`binary_cross_entropy_with_logits` (and their modules) are PyTorch's
   own: a gather and two elementwise losses that PyTorch already computes in
-  one pass. They are here so that one import serves every loss.
+  one pass. They are here so that one import serves every loss; so are
+  :func:`kl_div` and :class:`KLDivLoss`.
+
+Three functions here are crossentropy's own, with no PyTorch original to
+reproduce, exact by default: :func:`distillation_loss` and
+:func:`linear_distillation_loss` (forward KL, reverse KL or the generalised
+JSD between a student's and a teacher's logits, fused; the peers' numbers by
+``convention``), and :func:`token_statistics` with
+:func:`linear_token_statistics` (each position's log-probability, entropy,
+rank, top-1 probability and log-sum-exp in one pass, without gradients).
 
 Nothing reads a value back to the host (validation that needs values happens
 in the kernel or as a device-side assertion), so the losses cost no host
