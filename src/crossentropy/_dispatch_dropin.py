@@ -391,15 +391,12 @@ def _linear_work(input: torch.Tensor, linear_weight: torch.Tensor, linear_bias: 
     return input.numel() // max(input.shape[-1], 1) * classes, classes, wanted and _GRAD_ENABLED()
 
 
-def _linear_too_small(input: Any, linear_weight: Any, linear_bias: Any) -> bool:
+def linear_too_small(input: Any, linear_weight: Any, linear_bias: Any) -> bool:
     """The fast exit: nothing is forced and the call is too small for the fused kernel to pay."""
     if _dispatch.forcings or not (isinstance(input, _TENSOR) and isinstance(linear_weight, _TENSOR)):
         return False
-    if (
-        input.ndim
-        and linear_weight.ndim
-        and input.numel() // (input.shape[-1] or 1) * linear_weight.shape[0] < _SMALLEST
-    ):
+    shape, classes = input.shape, linear_weight.shape
+    if shape and classes and input.numel() // (shape[-1] or 1) * classes[0] < _SMALLEST:
         return True
     logits, classes, grad = _linear_work(input, linear_weight, linear_bias)
     return bool(input.ndim) and not fused_pays("linear", input.dtype, logits, classes, grad)
@@ -417,7 +414,7 @@ def linear_cross_entropy(
     options: Any,
 ) -> torch.Tensor:
     """``torch.nn.functional.linear_cross_entropy``, on the kernel this call should use."""
-    if _linear_too_small(input, linear_weight, linear_bias):
+    if linear_too_small(input, linear_weight, linear_bias):
         backend = _dispatch.REFERENCE
     else:
         backend = linear_cross_entropy_backend(

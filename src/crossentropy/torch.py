@@ -171,6 +171,18 @@ def linear_cross_entropy(
     >>> bool(torch.isclose(linear_cross_entropy(h, w, t), reference))
     True
     """
+    if _dispatch_dropin.linear_too_small(input, linear_weight, linear_bias):  # PyTorch's own, at its cost
+        return F.linear_cross_entropy(
+            input,
+            linear_weight,
+            target,
+            linear_bias=linear_bias,
+            weight=weight,
+            reduction=reduction,
+            ignore_index=ignore_index,
+            label_smoothing=label_smoothing,
+            options=options,
+        )
     return _dispatch_dropin.linear_cross_entropy(
         input, linear_weight, target, linear_bias, weight, reduction, ignore_index, label_smoothing, options
     )
