@@ -395,8 +395,8 @@ def linear_too_small(input: Any, linear_weight: Any, linear_bias: Any) -> bool:
     """The fast exit: nothing is forced and the call is too small for the fused kernel to pay."""
     if _dispatch.forcings or not (isinstance(input, _TENSOR) and isinstance(linear_weight, _TENSOR)):
         return False
-    shape, classes = input.shape, linear_weight.shape
-    if shape and classes and input.numel() // (shape[-1] or 1) * classes[0] < _SMALLEST:
+    shape, weight_shape = input.shape, linear_weight.shape
+    if shape and weight_shape and input.numel() // (shape[-1] or 1) * weight_shape[0] < _SMALLEST:
         return True
     logits, classes, grad = _linear_work(input, linear_weight, linear_bias)
     return bool(input.ndim) and not fused_pays("linear", input.dtype, logits, classes, grad)

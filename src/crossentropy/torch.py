@@ -181,7 +181,7 @@ def linear_cross_entropy(
             reduction=reduction,
             ignore_index=ignore_index,
             label_smoothing=label_smoothing,
-            options=options,
+            options=options,  # type: ignore[arg-type]  # whatever PyTorch takes, PyTorch checks
         )
     return _dispatch_dropin.linear_cross_entropy(
         input, linear_weight, target, linear_bias, weight, reduction, ignore_index, label_smoothing, options
