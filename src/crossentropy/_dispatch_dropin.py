@@ -20,7 +20,9 @@ when
 Small calls cost what PyTorch's own function costs: the first test is the
 size (and that nothing is forced anywhere, a counter), and PyTorch's kernel
 is then called directly, as ``F.cross_entropy`` calls it. Importing this
-module imports torch.
+module imports torch: that is why it is a module of its own, beside
+:mod:`crossentropy._dispatch`, which ``import crossentropy`` loads without
+torch (and which stays one readable page of rules).
 """
 
 from __future__ import annotations
