@@ -170,6 +170,7 @@ def test_the_negative_log_likelihood_stays_the_fused_loss(request, backend, dtyp
     ``lse - logit`` is the same to 2 float32 ulps of the log-sum-exp, the larger of its two terms (1 measured: the
     kernels add the exponentials in their own order), soft cap included. (A loss far below the log-sum-exp can
     then differ by many of its own ulps: the subtraction cancels the leading digits, in either kernel.)"""
+    pytest.importorskip("torch")
     from crossentropy import _dispatch, _kernels
     from crossentropy._causal_lm import family_of, head_statistics, linear_loss, softcap_of
 
@@ -238,6 +239,7 @@ def test_a_head_that_is_not_a_plain_linear_runs_its_own_forward(tokenizer, tmp_p
 
 
 def test_window_sums_add_the_scored_tokens_and_bin_the_top1_probability():
+    pytest.importorskip("torch")
     from crossentropy._perplexity.model import window_sums
 
     targets = torch.tensor([[5, -100, 7, 8, 9], [-100, -100, 1, 2, -100]])
@@ -274,6 +276,7 @@ def test_window_sums_add_the_scored_tokens_and_bin_the_top1_probability():
 def test_the_calibration_is_the_score_commands_on_the_same_predictions():
     """Logits and targets through the token statistics and the record, and as probabilities through the scorer of
     ``crossentropy score`` with 15 bins: the same bins, error and verdict."""
+    pytest.importorskip("torch")
     from crossentropy._perplexity.model import window_sums
     from crossentropy.scoring import Layout, ScoreOptions, Scorer
     from crossentropy.torch import token_statistics
@@ -561,6 +564,7 @@ def test_cli_report_errors_are_one_line_before_scoring(
 
 
 def test_the_report_of_synthetic_records_reads_without_a_model():
+    pytest.importorskip("matplotlib")
     from crossentropy._perplexity_report import DOCUMENTS_SHOWN, render
 
     docs = _records(DOCUMENTS_SHOWN + 5, 4, empty=1)
