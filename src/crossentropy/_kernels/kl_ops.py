@@ -63,11 +63,11 @@ def jsd_ratios(d: torch.Tensor, beta: float) -> tuple[torch.Tensor, torch.Tensor
 
 
 def _sides(
-    student: torch.Tensor, teacher: torch.Tensor, temperature: float, teacher_probs: bool
+    student: torch.Tensor, teacher: torch.Tensor, temperature: float, teacher_probs: bool, *, track: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(lp_s, p_s, lp_t, p_t)`` in the work dtype."""
+    """``(lp_s, p_s, lp_t, p_t)`` in the work dtype; with ``track``, the student's in autograd's graph."""
     work = work_dtype(student.dtype, teacher.dtype)
-    lps = torch.log_softmax(student.detach().to(work) / temperature, dim=-1)
+    lps = torch.log_softmax((student if track else student.detach()).to(work) / temperature, dim=-1)
     if teacher_probs:
         pt = teacher.detach().to(work)
         lpt = torch.log(pt)
@@ -85,7 +85,13 @@ def _rows(
     student: torch.Tensor, teacher: torch.Tensor, divergence: str, beta: float, temperature: float, teacher_probs: bool
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(values, aux, lp_s, p_s, ratio)``: ``ratio`` is what the gradient multiplies ``p_s`` by."""
-    lps, ps, lpt, pt = _sides(student, teacher, temperature, teacher_probs)
+    return _rows_of(*_sides(student, teacher, temperature, teacher_probs), divergence, beta)
+
+
+def _rows_of(
+    lps: torch.Tensor, ps: torch.Tensor, lpt: torch.Tensor, pt: torch.Tensor, divergence: str, beta: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`_rows` from both sides' log-probabilities and probabilities (:func:`_sides`)."""
     if divergence == "forward_kl":
         values = _zero_where(pt, pt * (lpt - lps)).sum(-1)
         aux = _zero_where(pt, -(pt * lpt)).sum(-1)
@@ -178,16 +184,11 @@ def backward_(
 
 
 def _smooth(
-    student: torch.Tensor, teacher: torch.Tensor, divergence: str, beta: float, temperature: float, teacher_probs: bool
+    lps: torch.Tensor, ps: torch.Tensor, lpt: torch.Tensor, pt: torch.Tensor, divergence: str, beta: float
 ) -> torch.Tensor:
-    """The per-row values in operations autograd differentiates to any order: ``log M`` from the mixture
-    itself, and each log replaced by 0 where its probability is 0 before any product, so that no NaN
-    (``0 * inf``) reaches a gradient through the branch ``torch.where`` leaves out."""
-    work = work_dtype(student.dtype, teacher.dtype)
-    lps = torch.log_softmax(student.to(work) / temperature, dim=-1)
-    t = teacher.detach().to(work)
-    lpt = torch.log(t) if teacher_probs else torch.log_softmax(t / temperature, dim=-1)
-    ps, pt = lps.exp(), lpt.exp()
+    """The per-row values from :func:`_sides` in operations autograd differentiates to any order: ``log M``
+    from the mixture itself, and each log replaced by 0 where its probability is 0 before any product, so that
+    no NaN (``0 * inf``) reaches a gradient through the branch ``torch.where`` leaves out."""
     lps0, lpt0 = torch.where(ps == 0, 0.0, lps), torch.where(pt == 0, 0.0, lpt)
     if divergence == "forward_kl":
         return (pt * (lpt0 - torch.where(pt == 0, 0.0, lps))).sum(-1)
@@ -220,8 +221,9 @@ def differentiable(
     derivatives, of every order, are those of :func:`_smooth`, the same
     function written for autograd (``values + (smooth - stop_gradient(smooth))``).
     """
-    values, aux, _, _, _ = _rows(student.detach(), teacher, divergence, beta, temperature, teacher_probs)
-    smooth = _smooth(student, teacher, divergence, beta, temperature, teacher_probs)
+    lps, ps, lpt, pt = _sides(student, teacher, temperature, teacher_probs, track=True)
+    values, aux, _, _, _ = _rows_of(lps.detach(), ps.detach(), lpt, pt, divergence, beta)
+    smooth = _smooth(lps, ps, lpt, pt, divergence, beta)
     values = values + torch.where(smooth.detach().isfinite(), smooth - smooth.detach(), 0.0)  # inf stays inf
     if keep is not None:
         values, aux = torch.where(keep, values, 0.0), torch.where(keep, aux, 0.0)
