@@ -415,13 +415,11 @@ def linear_cross_entropy(
     label_smoothing: Any,
     options: Any,
 ) -> torch.Tensor:
-    """``torch.nn.functional.linear_cross_entropy``, on the kernel this call should use."""
-    if linear_too_small(input, linear_weight, linear_bias):
-        backend = _dispatch.REFERENCE
-    else:
-        backend = linear_cross_entropy_backend(
-            input, linear_weight, target, linear_bias, weight, reduction, ignore_index, label_smoothing
-        )
+    """``torch.nn.functional.linear_cross_entropy``, on the kernel this call should use (the public function
+    has already taken the fast exit, :func:`linear_too_small`)."""
+    backend = linear_cross_entropy_backend(
+        input, linear_weight, target, linear_bias, weight, reduction, ignore_index, label_smoothing
+    )
     if backend == _dispatch.REFERENCE:
         return _F.linear_cross_entropy(
             input,
